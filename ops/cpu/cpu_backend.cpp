@@ -1,0 +1,10 @@
+#include "ops/cpu/cpu_backend.h"
+
+namespace mm {
+
+Backend& cpu_backend() {
+  static CpuBackend b;
+  return b;
+}
+
+}  // namespace mm
