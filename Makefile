@@ -35,7 +35,7 @@ TEST_BIN  := $(BUILD)/run_tests
 TOOL_SRCS := $(wildcard tools/*.cpp)
 TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/%)
 
-.PHONY: all test bench cuda clean
+.PHONY: all test bench cuda fuzz clean
 all: $(LIB) $(TOOL_BINS) $(TEST_BIN)
 
 $(BUILD)/obj/%.o: %.cpp
@@ -64,6 +64,32 @@ test: $(TEST_BIN)
 
 bench: $(BUILD)/bench
 	$(BUILD)/bench
+
+# ---- CUDA: compile every kernel source with nvcc (compile + link check; no GPU needed) ----
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+CUDA_ARCH ?= sm_80 sm_90
+NVCCFLAGS ?= -std=c++20 -O3 -I. -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror \
+             $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a:sm_%=%),code=$(a))
+CU_GPU_OBJS := $(CU_SRCS:%.cu=$(BUILD)/cuda/%.o)
+$(BUILD)/cuda/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+cuda: $(CU_GPU_OBJS)
+	@echo "nvcc built $(words $(CU_GPU_OBJS)) kernel sources for $(CUDA_ARCH)"
+
+# ---- fuzzing (clang's libFuzzer): 60 s per target, any crash or sanitizer report fails ----
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I.
+$(BUILD)/fuzz_instruction: tools/fuzz/fuzz_instruction.cpp tasks/instruction.cpp tasks/rng.cpp
+	@mkdir -p $(BUILD)
+	clang++ $(FUZZ_FLAGS) $^ -o $@
+$(BUILD)/fuzz_reader: tools/fuzz/fuzz_reader.cpp tasks/dataset.cpp tasks/base64.cpp tasks/discrete.cpp tasks/vocab.cpp tasks/rng.cpp
+	@mkdir -p $(BUILD)
+	clang++ $(FUZZ_FLAGS) $^ -o $@
+fuzz: $(BUILD)/fuzz_instruction $(BUILD)/fuzz_reader
+	$(BUILD)/fuzz_instruction -max_total_time=$(FUZZ_SECONDS) -timeout=10
+	$(BUILD)/fuzz_reader -max_total_time=$(FUZZ_SECONDS) -timeout=10
 
 clean:
 	rm -rf $(BUILD)

@@ -18,11 +18,12 @@ bool GradMode::enabled() { return g_grad_enabled; }
 void GradMode::set_enabled(bool on) { g_grad_enabled = on; }
 
 grads AccumulateGrad::apply(const Tensor& g) {
-  // Leaves keep contiguous gradients in their own dtype (optimizers read them raw).
+  // Leaves keep contiguous gradients in their own dtype (optimizers read them raw). The
+  // first gradient is stored as is, even if another leaf shares it (add's rule hands the
+  // same tensor to both inputs): gradients are never modified in place, only replaced.
   Tensor gc = contiguous(g);
   if (!leaf->grad) {
-    // Copy when the gradient aliases something else (e.g. the output grad of `add`).
-    leaf->grad = clone(gc).impl_ptr();
+    leaf->grad = gc.impl_ptr();
   } else {
     leaf->grad = add(Tensor(leaf->grad), gc).impl_ptr();
   }

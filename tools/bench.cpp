@@ -17,11 +17,18 @@
 #include <vector>
 
 #include "autograd/node.h"
+#include "autograd/node.h"
+#include "ops/attention.h"
+#include "ops/conv.h"
 #include "ops/creation.h"
 #include "ops/elementwise.h"
+#include "ops/loss.h"
 #include "ops/matmul.h"
+#include "ops/norm.h"
 #include "ops/reduce.h"
+#include "ops/softmax.h"
 #include "runtime/parallel.h"
+#include "tasks/preprocess_bench.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -135,12 +142,51 @@ int main(int argc, char** argv) {
     Tensor y = param({8192, 768}, g);
     run("add (fwd)", "8192x768 + 8192x768", 0, 12.0 * double(n), [&] { add(x, y); });
     run("sum over rows (fwd)", "8192x768 -> 768", 0, 4.0 * double(n), [&] { sum(x, {0}); });
+    Tensor w = param({768}, g), b = param({768}, g);
+    run("layer_norm (fwd)", "8192x768", 0, 8.0 * double(n), [&] { layer_norm(x, w, b); });
+    run("softmax (fwd)", "8192x768", 0, 8.0 * double(n), [&] { softmax(x); });
+  }
+  {
+    // Training step pieces: forward + backward through autograd.
+    Tensor x = param({8192, 768}, g), w = param({768}, g), b = param({768}, g);
+    const double n = 8192.0 * 768;
+    run("layer_norm (fwd+bwd)", "8192x768", 0, 8.0 * n + 16.0 * n, [&] { autograd::backward(sum(layer_norm(x, w, b))); });
+  }
+  {
+    // OFA-base attention shape: B=8, H=12, T=128, D=64; fwd = 2 GEMMs of 2*T*T*D per head.
+    Tensor q = param({8, 12, 128, 64}, g), k = param({8, 12, 128, 64}, g), v = param({8, 12, 128, 64}, g);
+    const double f = 2.0 * 2 * 8 * 12 * 128.0 * 128 * 64;
+    run("attention (fwd)", "B8 H12 T128 D64", f, 0, [&] { attention(q, k, v); });
+    run("attention (fwd+bwd)", "B8 H12 T128 D64", 3 * f, 0, [&] { autograd::backward(sum(attention(q, k, v))); });
+  }
+  {
+    Tensor logits = param({1024, 50257}, g);
+    Tensor tgt = Tensor::empty({1024}, DType::i64);
+    for (int i = 0; i < 1024; ++i) tgt.data<int64_t>()[i] = (i * 7919) % 50257;
+    const double bytes = 1024.0 * 50257 * 4;
+    run("cross_entropy (fwd)", "1024x50257", 0, bytes, [&] { cross_entropy(logits, tgt); });
+    CrossEntropyOptions smooth;
+    smooth.label_smoothing = 0.1;
+    run("cross_entropy (fwd+bwd)", "1024x50257", 0, 3 * bytes,
+        [&] { autograd::backward(cross_entropy(logits, tgt, smooth)); });
+  }
+  {
+    Tensor x = param({8, 64, 56, 56}, g), w = param({64, 64, 3, 3}, g);
+    run("conv2d 3x3 (fwd)", "8x64x56x56, 64->64", 2.0 * 8 * 64 * 56 * 56 * 64 * 9, 0, [&] { conv2d(x, w, Tensor(), 1, 1); });
+    Tensor w1 = param({256, 64, 1, 1}, g);
+    run("conv2d 1x1 (fwd)", "8x64x56x56, 64->256", 2.0 * 8 * 64 * 56 * 56 * 256, 0, [&] { conv2d(x, w1); });
   }
   {
     Tensor a = param({16}, g), b = param({16}, g);
     run("dispatch: add of 16 floats", "16 + 16 (autograd on)", 0, 0, [&] { add(a, b); });
     Tensor c2 = randn({16}, g), d2 = randn({16}, g);
     run("dispatch: add, no grad", "16 + 16", 0, 0, [&] { add(c2, d2); });
+  }
+  if (want("preprocess")) {
+    PreprocessBench p = bench_preprocess(1.0);
+    std::printf("\npreprocess (one core): images 28x28 -> 128x128 + normalise: %.0f items/s (target >= 2000); "
+                "audio 1 s -> 80-dim fbank: %.0f audio s/s (target >= 200)\n",
+                p.images_per_s, p.audio_seconds_per_s);
   }
   return 0;
 }

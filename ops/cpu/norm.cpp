@@ -10,8 +10,8 @@
 // Statistics are two-pass (mean first, then the mean of squared deviations), which stays
 // accurate in f32 when |mean| >> std, unlike E[x^2] - E[x]^2. f32 partial sums run over
 // one contiguous row in `omp simd` loops (8 lanes); sums over many rows are carried in
-// double. Row sums use four accumulators (ops/cpu/row_reduce.h) so the passes run at
-// load speed.
+// double. The first sweep of a row streams it from memory front to back; the sweeps
+// after it, in L1, use four accumulators (ops/cpu/row_reduce.h).
 //
 // Backward, the one derivation all three share. Within a set of n values,
 //   d xhat_i / d x_j = rstd * (delta_ij - 1/n - xhat_i xhat_j / n)
@@ -37,11 +37,11 @@ template <typename T> T* ptr_or_null(Tensor* t) { return t ? t->data<T>() : null
 
 template <typename T>
 inline T sum_row(const T* x, int64_t n) {
-  return sum4(x, n, [](T v) { return v; });
+  return row_sum(x, n, [](T v) { return v; });
 }
 template <typename T>
 inline T sum_sq_dev(const T* x, int64_t n, T mu) {
-  return sum4(x, n, [mu](T v) { return (v - mu) * (v - mu); });
+  return row_sum4(x, n, [mu](T v) { return (v - mu) * (v - mu); });
 }
 // y = (x - mu) * scale + shift over one contiguous row.
 template <typename T>
@@ -52,8 +52,13 @@ inline void affine_row(const T* x, T* y, int64_t n, T mu, T scale, T shift) {
 // reductions of the GroupNorm/BatchNorm backward.
 template <typename T>
 inline void grad_sums_row(const T* x, const T* gy, int64_t n, T mu, T rs, T& sum_g, T& sum_gxh) {
-  sum_g = sum4(gy, n, [](T g) { return g; });
-  sum_gxh = sum4(x, gy, n, [mu, rs](T v, T g) { return g * (v - mu) * rs; });
+  T sg = 0, sgx = 0;  // one sweep over both rows
+  _Pragma("omp simd reduction(+:sg, sgx)") for (int64_t j = 0; j < n; ++j) {
+    sg += gy[j];
+    sgx += gy[j] * (x[j] - mu) * rs;
+  }
+  sum_g = sg;
+  sum_gxh = sgx;
 }
 
 // ---- LayerNorm -------------------------------------------------------------------------
@@ -84,8 +89,9 @@ void layer_norm_kernel(const T* x, const T* w, const T* b, T eps, T* y, T* mean,
 }
 
 // gw and gb are reductions over rows. Rows are cut into at most kMaxChunks fixed chunks
-// (independent of the thread count, so results are bit-identical on any machine); each
-// chunk sums into its own partial [N], and the partials are added in chunk order.
+// (independent of the thread count, so results are bit-identical for any number of
+// threads); each chunk sums into its own partial [N], and the partials are added in
+// chunk order.
 constexpr int64_t kMaxChunks = 64;
 
 template <typename T>

@@ -1,22 +1,43 @@
-// Reductions over one contiguous row that run at the speed of the loads, not of the
-// adder's latency. A plain `omp simd reduction(+:s)` loop keeps one vector accumulator,
-// so each 8-float step waits for the previous add (3-5 cycles); cutting the row into
-// four quarters gives four independent accumulators in one loop, which GCC vectorises
-// at -O2 with contiguous loads from four streams. Used by softmax and the norms, whose
-// rows are swept twice or three times in L1.
+// Reductions over one contiguous row, for the kernels that sweep a row several times
+// (softmax, the norms). Two flavours, because the first sweep and the later ones are
+// limited by different things:
 //
-//   T mean = sum4(x, n, [](T v) { return v; }) / T(n);
+//  - The first sweep brings the row in from memory. It must walk the row front to back:
+//    the hardware prefetchers follow one sequential stream into the next row, and the
+//    kernel then runs at memory speed. row_sum / row_max are that plain loop, one vector
+//    accumulator.
+//  - Later sweeps hit L1, where a single accumulator makes every 8-float step wait for
+//    the previous add (3-5 cycles). row_sum4 cuts the row into four quarters summed in
+//    one loop by four independent accumulators: about twice as fast in cache. (Used for
+//    the first sweep it is slower: four short streams per row defeat the prefetcher.)
+//
+// f is a small pure function of the values, called inside an `omp simd` loop that GCC
+// vectorises at -O2; capture constants by value:
+//   T mean = row_sum(x, n, [](T v) { return v; }) / T(n);                  // from memory
+//   T var = row_sum4(x, n, [mean](T v) { return (v - mean) * (v - mean); }) / T(n);  // in L1
 #pragma once
 #include <cstdint>
 #include <limits>
 
 namespace mm::cpu {
 
-// sum over j < n of f(a[j]) (one row) or f(a[j], b[j]) (two rows); f is a small pure
-// function of the values (capture constants by value), called in a vectorised loop.
-//   T ss = sum4(x, n, [mu](T v) { return (v - mu) * (v - mu); });
+// sum over j < n of f(a[j]) / f(a[j], b[j]), front to back.
 template <typename T, typename F>
-inline T sum4(const T* a, int64_t n, F f) {
+inline T row_sum(const T* a, int64_t n, F f) {
+  T s = 0;
+  _Pragma("omp simd reduction(+:s)") for (int64_t j = 0; j < n; ++j) s += f(a[j]);
+  return s;
+}
+template <typename T, typename F>
+inline T row_sum(const T* a, const T* b, int64_t n, F f) {
+  T s = 0;
+  _Pragma("omp simd reduction(+:s)") for (int64_t j = 0; j < n; ++j) s += f(a[j], b[j]);
+  return s;
+}
+
+// The same sums with four accumulators, for rows already in L1.
+template <typename T, typename F>
+inline T row_sum4(const T* a, int64_t n, F f) {
   const int64_t q = n / 4;
   const T* a1 = a + q;
   const T* a2 = a + 2 * q;
@@ -32,7 +53,7 @@ inline T sum4(const T* a, int64_t n, F f) {
   return (s0 + s1) + (s2 + s3);
 }
 template <typename T, typename F>
-inline T sum4(const T* a, const T* b, int64_t n, F f) {
+inline T row_sum4(const T* a, const T* b, int64_t n, F f) {
   const int64_t q = n / 4;
   const T* a1 = a + q;
   const T* a2 = a + 2 * q;
@@ -51,31 +72,19 @@ inline T sum4(const T* a, const T* b, int64_t n, F f) {
   return (s0 + s1) + (s2 + s3);
 }
 
-// max over j < n of x[j] (-inf for n = 0), and whether some x[j] is NaN (the comparison
-// skips NaNs; callers decide what a NaN row means).
+// max over j < n of x[j] (-inf for n = 0), front to back, and whether some x[j] is NaN
+// (the comparison skips NaNs; the caller decides what a NaN row means). The max chain
+// is latency-bound, so the NaN test rides along for free.
 template <typename T>
-inline T max4(const T* x, int64_t n, bool& has_nan) {
-  const int64_t q = n / 4;
-  const T* x1 = x + q;
-  const T* x2 = x + 2 * q;
-  const T* x3 = x + 3 * q;
-  T m0 = -std::numeric_limits<T>::infinity(), m1 = m0, m2 = m0, m3 = m0;
+inline T row_max(const T* x, int64_t n, bool& has_nan) {
+  T m = -std::numeric_limits<T>::infinity();
   int nan = 0;
-  _Pragma("omp simd reduction(max:m0, m1, m2, m3) reduction(|:nan)") for (int64_t j = 0; j < q; ++j) {
-    m0 = x[j] > m0 ? x[j] : m0;
-    m1 = x1[j] > m1 ? x1[j] : m1;
-    m2 = x2[j] > m2 ? x2[j] : m2;
-    m3 = x3[j] > m3 ? x3[j] : m3;
-    nan |= (x[j] != x[j]) | (x1[j] != x1[j]) | (x2[j] != x2[j]) | (x3[j] != x3[j]);
-  }
-  for (int64_t j = 4 * q; j < n; ++j) {
-    m0 = x[j] > m0 ? x[j] : m0;
+  _Pragma("omp simd reduction(max:m) reduction(|:nan)") for (int64_t j = 0; j < n; ++j) {
+    m = x[j] > m ? x[j] : m;
     nan |= x[j] != x[j];
   }
   has_nan = nan != 0;
-  m0 = m1 > m0 ? m1 : m0;
-  m2 = m3 > m2 ? m3 : m2;
-  return m2 > m0 ? m2 : m0;
+  return m;
 }
 
 }  // namespace mm::cpu

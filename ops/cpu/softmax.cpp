@@ -1,9 +1,9 @@
 // Softmax and log-softmax over the rows of x [M, N], forward and backward.
 //
 // Each row is small enough to stay in L1 (N = 768 floats is 3 KiB), so a row is read from
-// memory once and then swept three times in cache: max, exp-and-sum, normalise. The
-// f32 sweeps are `omp simd` loops over fast_exp, which GCC turns into AVX2 code; the
-// whole kernel then runs at memory speed (one read of x, one write of y).
+// memory once, front to back (the max), and then swept twice in cache: exp-and-sum,
+// normalise. The f32 sweeps are `omp simd` loops over exp_nonpos (vec_math.h), which GCC turns
+// into AVX2 code; the kernel then runs at memory speed (one read of x, one write of y).
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -12,44 +12,13 @@
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/row_reduce.h"
 #include "ops/cpu/strided.h"
+#include "ops/cpu/vec_math.h"
 
 namespace mm {
 using namespace cpu;
 
 namespace {
 
-// e^d for d <= 0 or -inf (never NaN: rows holding a NaN are caught before), the only
-// arguments softmax produces (x - max, or a log-probability), written so that GCC
-// vectorises it at -O2. vec_math.h's fast_exp does not vectorise there: __builtin_roundf
-// has no vector form, and its float clamps become branches that -ftrapping-math keeps
-// out of if-conversion. Here the clamp to >= -100 is an integer min on the float's bits
-// (for d <= -0 the unsigned bit patterns order like the magnitudes), rounding uses the
-// 1.5 * 2^23 trick, and results below 2^-126 flush to exactly 0 through an integer max
-// on the exponent, so a masked -inf logit gets probability 0, not 1e-38.
-// Relative error < 3e-7 on [-87, 0]; about 18 vector instructions.
-inline float exp_nonpos(float d) {
-  uint32_t u;
-  std::memcpy(&u, &d, 4);
-  u = u < 0xC2C80000u ? u : 0xC2C80000u;  // max(d, -100) for d <= -0 (0xC2C80000 is -100.0f)
-  float x;
-  std::memcpy(&x, &u, 4);
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
-  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;  // |r| <= ln2 / 2
-  float p = 1.0f / 720;  // Taylor polynomial of e^r, degree 6
-  p = p * r + 1.0f / 120;
-  p = p * r + 1.0f / 24;
-  p = p * r + 1.0f / 6;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  int32_t ni = int32_t(n);
-  ni = ni < -127 ? -127 : ni;  // 2^-127 and below: a zero scale
-  const int32_t bits = (ni + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  return p * scale;
-}
-inline double exp_nonpos(double d) { return std::exp(d); }
 
 // Special rows, decided by the max pass:
 //  - all entries -inf (every position masked): softmax would be 0/0. We define it as all
@@ -73,7 +42,7 @@ bool special_row(T m, bool has_nan, T* y, int64_t n, bool log) {
 template <typename T>
 void softmax_row(const T* x, T* y, int64_t n, bool log) {
   bool has_nan;
-  const T m = max4(x, n, has_nan);
+  const T m = row_max(x, n, has_nan);
   if (special_row(m, has_nan, y, n, log)) return;
   T s = 0;
   if (log) {
@@ -100,17 +69,17 @@ template <typename T>
 void softmax_backward_row(const T* y, const T* gy, T* gx, int64_t n, bool log) {
   if (log) {
     bool has_nan;
-    const T m = max4(y, n, has_nan);
+    const T m = row_max(y, n, has_nan);
     if (has_nan || m == -std::numeric_limits<T>::infinity()) {
       // A NaN row stays NaN; a fully masked row is constant: zero gradient.
       const T v = has_nan ? std::numeric_limits<T>::quiet_NaN() : T(0);
       for (int64_t j = 0; j < n; ++j) gx[j] = v;
       return;
     }
-    const T s = sum4(gy, n, [](T g) { return g; });
+    const T s = row_sum(gy, n, [](T g) { return g; });
     _Pragma("omp simd") for (int64_t j = 0; j < n; ++j) gx[j] = gy[j] - exp_nonpos(y[j]) * s;
   } else {
-    const T dot = sum4(gy, y, n, [](T g, T p) { return g * p; });
+    const T dot = row_sum(gy, y, n, [](T g, T p) { return g * p; });
     _Pragma("omp simd") for (int64_t j = 0; j < n; ++j) gx[j] = y[j] * (gy[j] - dot);
   }
 }

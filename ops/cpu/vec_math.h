@@ -8,11 +8,13 @@
 
 namespace mm::cpu {
 
-// e^x with relative error < 2e-7 on the whole f32 range (Taylor degree 6 after a
-// reduction to |r| <= ln2/2; 2^n put straight into the exponent bits).
-inline float fast_exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float n = __builtin_roundf(x * 1.44269504088896341f);
+// e^x for x in [-100, 88]: a reduction to r = x - n ln2 with |r| <= ln2/2, a Taylor
+// polynomial of degree 6 (relative error < 2e-7) and 2^n put straight into the exponent
+// bits (n <= -127 gives a zero scale, so tiny results are exactly 0). Written so GCC
+// vectorises the loops that call it at -O2 (with -fno-trapping-math, set in the Makefile):
+// rounding adds and subtracts 1.5 * 2^23 since roundf has no vector form.
+inline float exp_reduced(float x) {
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x / ln 2)
   const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
   float p = 1.0f / 720;
   p = p * r + 1.0f / 120;
@@ -21,12 +23,35 @@ inline float fast_exp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (int32_t(n) + 127) << 23;
+  int32_t ni = int32_t(n);
+  ni = ni < -127 ? -127 : ni;
+  const int32_t bits = (ni + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, 4);
   return p * scale;
 }
+
+// e^x on the whole f32 range (clamped to [-87, 88]: no overflow to inf, no denormals).
+inline float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : x;  // selects, not branches
+  x = x > 88.0f ? 88.0f : x;
+  return exp_reduced(x);
+}
 inline double fast_exp(double x) { return std::exp(x); }
+
+// e^d for d <= 0 or -inf, the arguments softmax produces (x - max, or a log-probability).
+// Unlike fast_exp, results below 2^-126 are exactly 0: a masked (-inf) logit gets
+// probability 0, not 1e-38. The clamp to >= -100 is an integer min on the float's bits
+// (for d <= -0 the unsigned bit patterns order like the magnitudes).
+inline float exp_nonpos(float d) {
+  uint32_t u;
+  std::memcpy(&u, &d, 4);
+  u = u < 0xC2C80000u ? u : 0xC2C80000u;  // max(d, -100) for d <= -0 (0xC2C80000 is -100.0f)
+  float x;
+  std::memcpy(&x, &u, 4);
+  return exp_reduced(x);
+}
+inline double exp_nonpos(double d) { return std::exp(d); }
 
 inline float fast_tanh(float x) { return 1.0f - 2.0f / (fast_exp(2.0f * x) + 1.0f); }
 inline double fast_tanh(double x) { return std::tanh(x); }
