@@ -20,8 +20,16 @@ CPPFLAGS  += -I/usr/include/x86_64-linux-gnu/openblas-pthread
 LDLIBS    += -lyaml-cpp -lsentencepiece -lsentencepiece_train -lavformat -lavcodec -lswresample -lswscale -lavutil \
              -lopenblas -pthread -lm
 
+# MPI (OpenMPI) when its C bindings are installed: runtime/dist then talks MPI; without it
+# (or with MPI=0) the same code builds single-process only.
+MPI ?= $(shell pkg-config --exists ompi-c && echo 1 || echo 0)
+ifeq ($(MPI),1)
+CPPFLAGS  += $(shell pkg-config --cflags ompi-c) -DMM_HAVE_MPI=1
+LDLIBS    += $(shell pkg-config --libs ompi-c)
+endif
+
 # Every .cpp under these folders goes into the library; tests/ and tools/ link it.
-LIB_DIRS  := runtime autograd ops ops/cpu models tasks cuda/emu
+LIB_DIRS  := runtime autograd ops ops/cpu models tasks cuda cuda/emu
 LIB_SRCS  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.cpp))
 # CUDA kernel sources (.cu) also build with g++ against cuda/emu/: the emulator runs them.
 CU_SRCS   := $(wildcard cuda/*.cu)
