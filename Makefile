@@ -44,6 +44,7 @@ TOOL_SRCS := $(wildcard tools/*.cpp)
 TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/%)
 
 .PHONY: all test bench cuda fuzz clean
+.SECONDARY:  # keep tools/*.o: they are intermediates of the binaries
 all: $(LIB) $(TOOL_BINS) $(TEST_BIN)
 
 $(BUILD)/obj/%.o: %.cpp
