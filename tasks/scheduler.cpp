@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "runtime/error.h"
 #include "tasks/rng.h"
@@ -17,6 +19,28 @@ void TaskScheduler::check_task(int task) const {
            " out of range [0, ", num_tasks(), ")");
 }
 void TaskScheduler::observe_validation(int task, double) { check_task(task); }
+
+std::string TaskScheduler::save_state() const {
+  std::ostringstream rng;
+  rng << rng_;
+  nlohmann::json j = {{"name", name_}, {"rng", rng.str()}, {"extra", nlohmann::json::parse(extra_state())}};
+  return j.dump();
+}
+
+void TaskScheduler::load_state(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(cat("scheduler ", name_, ": corrupt saved state (", e.what(), ")"));
+  }
+  MM_CHECK(j.value("name", "") == name_, "scheduler ", name_, ": the saved state belongs to scheduler '",
+           j.value("name", ""), "'");
+  std::istringstream rng(j.at("rng").get<std::string>());
+  rng >> rng_;
+  MM_CHECK(!rng.fail(), "scheduler ", name_, ": corrupt RNG state");
+  load_extra_state(j.at("extra").dump());
+}
 void TaskScheduler::observe_uncertainty(int task, double) { check_task(task); }
 
 namespace {
@@ -87,6 +111,12 @@ class Uncertainty : public Weighted {
   }
 
  protected:
+  std::string extra_state() const override { return nlohmann::json(w_).dump(); }
+  void load_extra_state(const std::string& s) override {
+    auto w = nlohmann::json::parse(s).get<std::vector<double>>();
+    MM_CHECK(w.size() == w_.size(), "scheduler uncertainty: saved state has ", w.size(), " tasks, not ", w_.size());
+    w_ = w;
+  }
   std::vector<double> weights() const override {
     std::vector<double> w = w_;
     for (double& x : w) x = std::max(x, opt_.uncertainty_floor);
@@ -132,6 +162,23 @@ class StopAndGo : public TaskScheduler {
     return r;
   }
   bool stopped(int t) const { return st_[t].stopped; }
+
+ protected:
+  std::string extra_state() const override {
+    nlohmann::json tasks = nlohmann::json::array();
+    for (const State& s : st_) tasks.push_back({s.seen, s.stopped, s.best, s.stale});
+    return nlohmann::json{{"update", update_}, {"tasks", tasks}}.dump();
+  }
+  void load_extra_state(const std::string& text) override {
+    auto j = nlohmann::json::parse(text);
+    MM_CHECK(j.at("tasks").size() == st_.size(), "scheduler stop_and_go: saved state has ", j.at("tasks").size(),
+             " tasks, not ", st_.size());
+    update_ = j.at("update").get<int64_t>();
+    for (size_t i = 0; i < st_.size(); ++i) {
+      const auto& t = j.at("tasks")[i];
+      st_[i] = {t[0].get<bool>(), t[1].get<bool>(), t[2].get<double>(), t[3].get<int>()};
+    }
+  }
 
  private:
   struct State {

@@ -64,8 +64,15 @@ class TaskScheduler {
   virtual std::vector<double> rates() const = 0;
   const std::string& name() const { return name_; }
   int num_tasks() const { return int(tasks_.size()); }
+  // Everything that decides future draws (RNG state, observed scores), as JSON text, so a
+  // resumed run schedules exactly as the uninterrupted one would.
+  std::string save_state() const;
+  void load_state(const std::string& json);
 
  protected:
+  // Scheduler-specific state beyond the RNG (default: none), as a JSON value's text.
+  virtual std::string extra_state() const { return "null"; }
+  virtual void load_extra_state(const std::string&) {}
   TaskScheduler(std::string name, std::vector<TaskStats> tasks, const SchedulerOptions& opt);
   void check_task(int task) const;
   std::string name_;
