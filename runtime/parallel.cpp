@@ -27,6 +27,15 @@ int default_threads() {
   return n > 0 ? n : 1;
 }
 
+// Set while a thread runs a part of a parallel region: a nested parallel_for (a kernel
+// calling another kernel) then runs inline instead of waiting on the busy pool.
+thread_local bool t_in_region = false;
+
+struct RegionFlag {
+  RegionFlag() { t_in_region = true; }
+  ~RegionFlag() { t_in_region = false; }
+};
+
 class Pool {
  public:
   explicit Pool(int n) : want_(n) {
@@ -70,6 +79,7 @@ class Pool {
   };
   static void do_part(const Job& j, int p) {
     int64_t b = j.n * p / j.parts, e = j.n * (p + 1) / j.parts;
+    RegionFlag in_region;
     if (b < e) (*j.fn)(b, e);
   }
   void ensure_workers(int k) {
@@ -118,6 +128,12 @@ Pool& pool() {
 
 int num_threads() { return pool().size(); }
 void set_num_threads(int n) { pool().resize(n); }
-void parallel_for_impl(int64_t n, int64_t grain, const RangeFn& fn) { pool().run(n, grain, fn); }
+void parallel_for_impl(int64_t n, int64_t grain, const RangeFn& fn) {
+  if (t_in_region) {
+    fn(0, n);
+    return;
+  }
+  pool().run(n, grain, fn);
+}
 
 }  // namespace mm

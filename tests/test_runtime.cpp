@@ -83,6 +83,13 @@ TEST_CASE("parallel_for covers every index exactly once") {
     CHECK(all_once);
   }
   CHECK(num_threads() >= 1);
+  // A parallel_for inside a parallel_for (a kernel calling a kernel) runs inline.
+  std::atomic<int64_t> total{0};
+  parallel_for(8, 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      parallel_for(1000, 10, [&](int64_t b2, int64_t e2) { total += e2 - b2; });
+  });
+  CHECK(total.load() == 8000);
 }
 
 TEST_CASE("Philox4x32-10 matches the Random123 known-answer vectors") {
