@@ -43,7 +43,7 @@ TEST_BIN  := $(BUILD)/run_tests
 TOOL_SRCS := $(wildcard tools/*.cpp)
 TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/%)
 
-.PHONY: all test bench cuda fuzz clean
+.PHONY: all test test-dist bench bench-dist cuda fuzz clean
 .SECONDARY:  # keep tools/*.o: they are intermediates of the binaries
 all: $(LIB) $(TOOL_BINS) $(TEST_BIN)
 
@@ -67,12 +67,20 @@ $(TEST_BIN): $(TEST_OBJS) $(LIB)
 
 # Tests run in the repository root so they find tests/data/. The last line restates
 # doctest's count as "N passed, N failed" for CI log readers.
-test: $(TEST_BIN)
+# The dist suite launches build/dist_selftest under mpirun (real processes).
+test: $(TEST_BIN) $(BUILD)/dist_selftest
 	@set -o pipefail; $(TEST_BIN) $(TEST_ARGS) 2>&1 | tee $(BUILD)/test.log; rc=$$?; \
 	  awk '/test cases:/ { print "tests: " $$6 " passed, " $$9 " failed" }' $(BUILD)/test.log; exit $$rc
 
 bench: $(BUILD)/bench
 	$(BUILD)/bench
+
+test-dist: $(TEST_BIN) $(BUILD)/dist_selftest
+	$(TEST_BIN) -ts=dist
+
+ROOT_OK := $(if $(filter 0,$(shell id -u)),--allow-run-as-root)
+bench-dist: $(BUILD)/bench_dist
+	mpirun -np 2 --oversubscribe $(ROOT_OK) $(BUILD)/bench_dist
 
 # ---- CUDA: compile every kernel source with nvcc (compile + link check; no GPU needed) ----
 CUDA_HOME ?= /usr/local/cuda
