@@ -190,6 +190,7 @@ Config parse_config(const std::string& yaml, const std::string& name) {
          {"attention_dropout", [&](const YAML::Node& x) { m.attention_dropout = r.number(x, "model.attention_dropout", 0, 1); }},
          {"drop_path", [&](const YAML::Node& x) { m.drop_path = r.number(x, "model.drop_path", 0, 1); }},
          {"image_size", [&](const YAML::Node& x) { m.image_size = int(r.integer(x, "model.image_size", 16, 4096)); }},
+         {"image_adaptor", [&](const YAML::Node& x) { m.image_adaptor = r.choice(x, "model.image_adaptor", {"resnet", "patch"}); }},
          {"max_source_positions", [&](const YAML::Node& x) { m.max_source_positions = int(r.integer(x, "model.max_source_positions", 1, 1 << 20)); }},
          {"max_target_positions", [&](const YAML::Node& x) { m.max_target_positions = int(r.integer(x, "model.max_target_positions", 1, 1 << 20)); }},
          {"text_tokenizer", [&](const YAML::Node& x) { m.text_tokenizer = r.scalar<std::string>(x, "model.text_tokenizer", "a path"); }},
@@ -197,7 +198,7 @@ Config parse_config(const std::string& yaml, const std::string& name) {
          {"phones", [&](const YAML::Node& x) { m.phones = r.integer(x, "model.phones", 0, 1 << 16); }},
        });
        const std::vector<std::string> sizes = m.arch == "ofa"
-           ? std::vector<std::string>{"tiny", "medium", "base", "large", "huge"}
+           ? std::vector<std::string>{"micro", "tiny", "medium", "base", "large", "huge"}
            : std::vector<std::string>{"79m", "364m", "1.18b"};
        if (v["size"]) r.choice(v["size"], "model.size (for " + m.arch + ")", sizes);
        else if (m.arch == "gato") m.size = "79m";

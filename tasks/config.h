@@ -23,12 +23,14 @@
 // |--------------------------------|--------------|-----------------------------------------------|
 // | seed                           | 1            | seeds data order, templates, schedulers       |
 // | model.arch                     | ofa          | ofa (encoder-decoder) or gato (decoder-only)  |
-// | model.size                     | tiny         | ofa: tiny medium base large huge;             |
+// | model.size                     | tiny         | ofa: micro tiny medium base large huge;       |
 // |                                |              | gato: 79m 364m 1.18b                          |
 // | model.dropout                  | 0.1          | residual/embedding dropout                    |
 // | model.attention_dropout        | 0.0          | dropout on attention probabilities            |
 // | model.drop_path                | 0.0          | stochastic depth at the last layer (linear)   |
 // | model.image_size               | 480          | square input side for IMAGE (OFA)             |
+// | model.image_adaptor            | resnet       | resnet (stem + stages 1-3) or patch (Gato-    |
+// |                                |              | style 16x16 patch embedder, for small images) |
 // | model.max_source_positions     | 1024         | encoder length limit                          |
 // | model.max_target_positions     | 1024         | decoder length limit                          |
 // | model.text_tokenizer           | ""           | SentencePiece model path ("" = train one)     |
@@ -93,6 +95,7 @@ struct ModelConfig {
   double attention_dropout = 0.0;
   double drop_path = 0.0;
   int image_size = 480;
+  std::string image_adaptor = "resnet";
   int max_source_positions = 1024;
   int max_target_positions = 1024;
   std::string text_tokenizer = "";

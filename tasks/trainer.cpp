@@ -87,18 +87,24 @@ UpdateLog Trainer::update() {
     sample_size += r.sample_size;
     autograd::backward(r.loss);
   }
-  if (hooks_.all_reduce_grads) hooks_.all_reduce_grads(params_);
-  if (hooks_.all_reduce_sum) sample_size = hooks_.all_reduce_sum(sample_size);
-  if (!bad && sample_size > 0) {
-    // Normalise the summed gradient once by the total sample size of every task.
+  if (hooks_.all_reduce_max && hooks_.all_reduce_max(bad ? 1.0 : 0.0) > 0 && !bad) {
+    bad = true;
+    bad_task = "(on another rank)";
+  }
+  if (!bad) {
     autograd::NoGradGuard ng;
-    const double inv = 1.0 / sample_size;
-    for (Tensor& p : params_) {
-      Tensor g = p.grad();
-      if (!g.defined()) continue;
-      Tensor scaled = Tensor::empty(g.shape(), g.dtype(), g.device());
-      backend_for(g.device()).unary(UnaryOp::scale, g, scaled, inv);
-      p.impl()->grad = scaled.impl_ptr();
+    if (hooks_.sync_gradients) {
+      sample_size = hooks_.sync_gradients(sample_size);  // all-reduced and normalised
+    } else if (sample_size > 0) {
+      // Normalise the summed gradient once by the total sample size of every task.
+      const double inv = 1.0 / sample_size;
+      for (Tensor& p : params_) {
+        Tensor g = p.grad();
+        if (!g.defined()) continue;
+        Tensor scaled = Tensor::empty(g.shape(), g.dtype(), g.device());
+        backend_for(g.device()).unary(UnaryOp::scale, g, scaled, inv);
+        p.impl()->grad = scaled.impl_ptr();
+      }
     }
     u.grad_norm = opt_.clip_norm > 0 ? clip_grad_norm(params_, opt_.clip_norm) : grad_norm(params_);
     if (!std::isfinite(u.grad_norm)) {

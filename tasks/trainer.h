@@ -4,8 +4,8 @@
 //     for each task index the scheduler returns (all tasks x update_freq by default):
 //       r = task.next_micro_batch()            // data + forward: summed loss, sample size
 //       backward(r.loss)                        // gradients accumulate
-//     all-reduce gradients (hook; identity on one process)
-//     gradients *= 1 / (summed sample sizes)    // normalise once, over every task
+//     gradients *= 1 / (summed sample sizes)    // once, over every task (and every rank:
+//                                               //  the sync_gradients hook all-reduces)
 //     clip the global norm, AdamW at lr(step), zero gradients
 //
 // The trainer knows nothing of models or data formats: a TrainTask (tasks/ glue over a
@@ -76,9 +76,12 @@ struct TrainOptions {
 
 // Hooks through which a distributed run joins the loop (runtime/dist provides them).
 struct TrainHooks {
-  // Sums gradients (and the scalar sample size) across ranks before normalisation.
-  std::function<void(const std::vector<Tensor>& params)> all_reduce_grads;
-  std::function<double(double)> all_reduce_sum;
+  // Sums gradients over the ranks and divides them by the global sample size, which it
+  // returns (autograd/data_parallel.h GradSync::reduce). Unset: normalise locally.
+  std::function<double(double local_sample_size)> sync_gradients;
+  // The maximum of a scalar over the ranks: a non-finite loss on any rank skips the
+  // update on every rank.
+  std::function<double(double)> all_reduce_max;
   // Per-task validation scores (higher is better), called every eval_every updates.
   std::function<std::map<std::string, double>(int64_t update)> evaluate;
 };

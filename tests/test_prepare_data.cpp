@@ -1,4 +1,4 @@
-// The real-data task suite (tasks/task_suite.h, build/prepare_data) on a tiny size: the
+// The real-data task suite (tasks/task_suite.h, build/prepare-data) on a tiny size: the
 // same seed gives the same bytes, every file parses and validates against its task's
 // instruction, the media decode with the project's own decoders, every row becomes a
 // model input through SampleBuilder, the configs match the suite, and the control
