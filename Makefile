@@ -43,7 +43,7 @@ TEST_BIN  := $(BUILD)/run_tests
 TOOL_SRCS := $(wildcard tools/*.cpp)
 TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/%)
 
-.PHONY: all test test-dist bench bench-dist cuda fuzz clean
+.PHONY: all test test-dist bench bench-dist demo cuda fuzz clean
 .SECONDARY:  # keep tools/*.o: they are intermediates of the binaries
 all: $(LIB) $(TOOL_BINS) $(TEST_BIN)
 
@@ -74,6 +74,13 @@ test: $(TEST_BIN) $(BUILD)/dist_selftest
 
 bench: $(BUILD)/bench
 	$(BUILD)/bench
+
+# The demo: the real-data suite (built once), one OFA generalist on all eight tasks, its
+# test-split scores next to each task's trivial baseline.
+demo: $(BUILD)/prepare-data $(BUILD)/train $(BUILD)/eval
+	@test -f data/suite.json || $(BUILD)/prepare-data --out data
+	$(BUILD)/train configs/demo.yaml --save-dir runs/demo
+	$(BUILD)/eval --ckpt runs/demo/checkpoint_best configs/demo.yaml --baselines data/baselines.json
 
 test-dist: $(TEST_BIN) $(BUILD)/dist_selftest
 	$(TEST_BIN) -ts=dist

@@ -120,11 +120,11 @@ std::unique_ptr<Experiment> Experiment::from_config_text(const std::string& yaml
   ex->config = parse_config(yaml, name);
   MM_CHECK(ex->config.model.arch == "ofa", name, ": model.arch '", ex->config.model.arch,
            "': the trainer drives the OFA model (Gato training is not wired into the trainer yet)");
-  ex->build(/*open_data=*/true, /*train_tokenizer=*/true);
+  ex->build(/*open_data=*/true, /*train_tokenizer=*/true, nlohmann::json::object());
   return ex;
 }
 
-void Experiment::build(bool open_data, bool train_tokenizer) {
+void Experiment::build(bool open_data, bool train_tokenizer, const nlohmann::json& saved_answers) {
   tasks.clear();
   tasks.resize(config.tasks.size());
   for (size_t i = 0; i < config.tasks.size(); ++i) {
@@ -167,7 +167,9 @@ void Experiment::build(bool open_data, bool train_tokenizer) {
     t.builder = std::make_unique<SampleBuilder>(t.cfg.plan, vocab, &tokenizer, so);
     const Template& tpl = t.cfg.plan.templates[0];
     if (tpl.target < 0 || !tpl.output.slots[size_t(tpl.target)].attrs.closed_set) continue;
-    if (t.answers.empty()) {
+    if (saved_answers.contains(t.cfg.name)) {
+      t.answers = saved_answers[t.cfg.name].get<std::vector<std::string>>();
+    } else {
       if (!t.cfg.answers.empty()) {
         t.answers = read_lines(t.cfg.answers);
       } else {
@@ -205,7 +207,8 @@ std::map<std::string, std::string> Experiment::checkpoint_metadata() const {
 }
 
 std::unique_ptr<Experiment> Experiment::from_checkpoint(const std::string& path, bool open_data,
-                                                        const std::vector<std::string>& overrides) {
+                                                        const std::vector<std::string>& overrides,
+                                                        const std::string& config_path) {
   std::string file = path;
   if (fs::is_directory(path)) file = (fs::path(path) / "model.safetensors").string();
   MM_CHECK(fs::exists(file), "checkpoint '", path, "' not found (expected a checkpoint folder holding "
@@ -215,29 +218,16 @@ std::unique_ptr<Experiment> Experiment::from_checkpoint(const std::string& path,
     MM_CHECK(ck.extra.count(key), "checkpoint '", file, "' has no '", key,
              "' metadata: it was not written by the trainer (use load_ofa for bare model files)");
   auto ex = std::make_unique<Experiment>();
-  ex->config_yaml = apply_overrides(ck.extra.at("experiment"), overrides);
-  ex->config_name = file + " (experiment)";
+  ex->config_yaml = apply_overrides(config_path.empty() ? ck.extra.at("experiment") : read_file(config_path), overrides);
+  ex->config_name = config_path.empty() ? file + " (experiment)" : config_path;
   ex->config = parse_config(ex->config_yaml, ex->config_name);
   const std::vector<uint8_t> tok = base64_decode(ck.extra.at("tokenizer"));
   ex->tokenizer = TextTokenizer::from_bytes(std::string(tok.begin(), tok.end()));
   ex->vocab = Vocab::from_json(ck.vocab_json);
   ex->model = std::make_unique<OfaModel>(OfaConfig::from_json(ck.config_json));
   load_weights(*ex->model, ck, file);
-  auto answers = nlohmann::json::parse(ck.extra.at("answers"));
-  ex->tasks.resize(ex->config.tasks.size());
-  for (size_t i = 0; i < ex->config.tasks.size(); ++i)
-    if (answers.contains(ex->config.tasks[i].name))
-      ex->tasks[i].answers = answers[ex->config.tasks[i].name].get<std::vector<std::string>>();
-  // Re-run the task setup with the saved answers (build() keeps non-empty ones).
-  std::vector<std::vector<std::string>> saved;
-  for (auto& t : ex->tasks) saved.push_back(t.answers);
-  ex->tasks.clear();
-  ex->build(open_data, /*train_tokenizer=*/false);
-  for (size_t i = 0; i < ex->tasks.size(); ++i)
-    if (!saved[i].empty()) {
-      ex->tasks[i].answers = saved[i];
-      ex->tasks[i].builder->set_answers(saved[i]);
-    }
+  // The closed sets the model was trained with, not recomputed from (possibly other) data.
+  ex->build(open_data, /*train_tokenizer=*/false, nlohmann::json::parse(ck.extra.at("answers")));
   return ex;
 }
 

@@ -55,8 +55,11 @@ class Experiment {
   static std::unique_ptr<Experiment> from_config_text(const std::string& yaml, const std::string& name);
   // Rebuilds the experiment saved in a checkpoint folder (or a model.safetensors path)
   // and loads its weights. Datasets are opened only when open_data (e.g. for eval).
+  // config_path (optional): take the tasks and data paths from this config instead of
+  // the one saved in the checkpoint (the model, vocabulary and tokenizer stay the saved ones).
   static std::unique_ptr<Experiment> from_checkpoint(const std::string& path, bool open_data = false,
-                                                     const std::vector<std::string>& overrides = {});
+                                                     const std::vector<std::string>& overrides = {},
+                                                     const std::string& config_path = "");
 
   Config config;
   std::string config_yaml;  // after overrides: what the checkpoint stores
@@ -77,7 +80,8 @@ class Experiment {
                                              const std::vector<std::string>& answers = {}) const;
 
  private:
-  void build(bool open_data, bool train_tokenizer);
+  // saved_answers: task -> closed-set answers (from a checkpoint); others are computed.
+  void build(bool open_data, bool train_tokenizer, const nlohmann::json& saved_answers);
 };
 
 // Drives one task of an experiment for the trainer: micro-batches in a shuffled order
