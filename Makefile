@@ -43,7 +43,7 @@ TEST_BIN  := $(BUILD)/run_tests
 TOOL_SRCS := $(wildcard tools/*.cpp)
 TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/%)
 
-.PHONY: all test test-dist bench bench-dist demo cuda fuzz clean
+.PHONY: all test test-dist bench bench-dist demo specialists cuda fuzz clean
 .SECONDARY:  # keep tools/*.o: they are intermediates of the binaries
 all: $(LIB) $(TOOL_BINS) $(TEST_BIN)
 
@@ -81,6 +81,16 @@ demo: $(BUILD)/prepare-data $(BUILD)/train $(BUILD)/eval
 	@test -f data/suite.json || $(BUILD)/prepare-data --out data
 	$(BUILD)/train configs/demo.yaml --save-dir runs/demo
 	$(BUILD)/eval --ckpt runs/demo/checkpoint_best configs/demo.yaml --baselines data/baselines.json
+
+# Each task's specialist with the generalist's budget per task, then the retention table.
+SPECIALISTS := $(patsubst configs/specialist_%.yaml,%,$(wildcard configs/specialist_*.yaml))
+specialists: $(BUILD)/prepare-data $(BUILD)/train $(BUILD)/eval
+	@test -f data/suite.json || $(BUILD)/prepare-data --out data
+	set -e; for t in $(SPECIALISTS); do \
+	  $(BUILD)/train configs/specialist_$$t.yaml --save-dir runs/specialist_$$t; \
+	  $(BUILD)/eval --ckpt runs/specialist_$$t/checkpoint_best configs/specialist_$$t.yaml --out runs/specialist_$$t/eval_test.json; \
+	done
+	python3 tools/compare_specialists.py runs/demo/eval_test.json runs/specialist_*/eval_test.json
 
 test-dist: $(TEST_BIN) $(BUILD)/dist_selftest
 	$(TEST_BIN) -ts=dist
