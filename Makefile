@@ -1,8 +1,10 @@
 # mmlearn: multi-modal multi-task learning from scratch.
-#   make            library + binaries (CPU); add CUDA=1 to also build the CUDA backend
+#   make            library + binaries (CPU; CUDA kernels run in the emulator, for tests)
+#   make CUDA=1     the same with the real CUDA backend (nvcc, cuBLAS, NCCL), in build-cuda/
 #   make test       build and run the doctest suite
 #   make bench      op throughput against the machine's measured ceilings
 #   make cuda       build the CUDA backend with nvcc for CUDA_ARCH (compile + link check)
+#   make study      kernel study folder (cuda/study/) in the emulator; study-gpu: nvcc builds
 #   make clean
 # ARCH picks the instruction set: the default x86-64-v3 (AVX2+FMA, any x86-64 since
 # 2013-2015) runs on other machines; `make ARCH=native` tunes for this host.
@@ -12,7 +14,8 @@
 SHELL     := /bin/bash
 ARCH      ?= x86-64-v3
 OPT       ?= -O2
-BUILD     ?= build
+CUDA      ?= 0
+BUILD     ?= $(if $(filter 1,$(CUDA)),build-cuda,build)
 CXX       ?= g++
 CXXFLAGS  ?= $(OPT) -march=$(ARCH) -g1
 CXXFLAGS  += -std=c++20 -fopenmp-simd -fno-trapping-math -Wall -Wextra -Werror -fPIC -pthread -I. -MMD -MP
@@ -42,6 +45,25 @@ TEST_BIN  := $(BUILD)/run_tests
 
 TOOL_SRCS := $(wildcard tools/*.cpp)
 TOOL_BINS := $(TOOL_SRCS:tools/%.cpp=$(BUILD)/%)
+
+# ---- CUDA=1: the real CUDA backend in place of the emulator (build-cuda/) ----------------
+# Host .cpp files see the CUDA runtime (MM_CUDA_REAL), cuda/*.cu go through nvcc (rule in
+# the CUDA section below), the emulator (cuda/emu/*.cpp) and its own tests stay out, and
+# NCCL comes in when its header is found.
+CUDA_HOME ?= /usr/local/cuda
+ifeq ($(CUDA),1)
+NCCL      ?= $(if $(wildcard $(CUDA_HOME)/include/nccl.h),1,0)
+CPPFLAGS  += -DMM_CUDA_REAL -I$(CUDA_HOME)/include
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart
+ifeq ($(NCCL),1)
+CPPFLAGS  += -DMM_HAVE_NCCL
+LDLIBS    += -lnccl
+endif
+LIB_SRCS  := $(filter-out cuda/emu/%,$(LIB_SRCS))
+LIB_OBJS  := $(LIB_SRCS:%.cpp=$(BUILD)/obj/%.o) $(CU_SRCS:%.cu=$(BUILD)/cuda/%.o)
+TEST_SRCS := $(filter-out tests/test_cuda_emu.cpp,$(TEST_SRCS))
+TEST_OBJS := $(TEST_SRCS:%.cpp=$(BUILD)/obj/%.o)
+endif
 
 .PHONY: all test test-dist bench bench-dist demo specialists cuda fuzz clean
 .SECONDARY:  # keep tools/*.o: they are intermediates of the binaries
@@ -100,7 +122,6 @@ bench-dist: $(BUILD)/bench_dist
 	mpirun -np 2 --oversubscribe $(ROOT_OK) $(BUILD)/bench_dist
 
 # ---- CUDA: compile every kernel source with nvcc (compile + link check; no GPU needed) ----
-CUDA_HOME ?= /usr/local/cuda
 NVCC      ?= $(CUDA_HOME)/bin/nvcc
 CUDA_ARCH ?= sm_80 sm_90
 NVCCFLAGS ?= -std=c++20 -O3 -I. -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror \
@@ -111,6 +132,27 @@ $(BUILD)/cuda/%.o: %.cu
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 cuda: $(CU_GPU_OBJS)
 	@echo "nvcc built $(words $(CU_GPU_OBJS)) kernel sources for $(CUDA_ARCH)"
+
+# Kernel study (cuda/study/*.cu, docs/cuda.md): numbered versions of one kernel per file.
+#   make study       g++ against the emulator (build/study/NAME), each run: checks at small
+#                    shapes (the default build only: CUDA=1 leaves the emulator out)
+#   make study-gpu   nvcc (build/study-gpu/NAME): checks, then timing at OFA-base; run here
+#                    when nvidia-smi sees a GPU, else built only
+.PHONY: study study-gpu
+STUDY_SRCS := $(wildcard cuda/study/*.cu)
+STUDY_BINS := $(STUDY_SRCS:cuda/study/%.cu=$(BUILD)/study/%)
+STUDY_GPU_BINS := $(STUDY_SRCS:cuda/study/%.cu=$(BUILD)/study-gpu/%)
+$(BUILD)/study/%: cuda/study/%.cu $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -x c++ $< -x none $(LIB) $(LDLIBS) -o $@
+$(BUILD)/study-gpu/%: cuda/study/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP $< -o $@ -lcublasLt -lcublas
+study: $(STUDY_BINS)
+	@set -e; for b in $^; do echo "== $$b"; $$b; done
+study-gpu: $(STUDY_GPU_BINS)
+	@if nvidia-smi -L >/dev/null 2>&1; then set -e; for b in $^; do echo "== $$b"; $$b; done; \
+	 else echo "no GPU here: built $(words $^) study binaries in $(BUILD)/study-gpu/"; fi
 
 # ---- fuzzing (clang's libFuzzer): 60 s per target, any crash or sanitizer report fails ----
 FUZZ_SECONDS ?= 60

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "autograd/data_parallel.h"
+#include "cuda/cuda_backend.h"
 #include "runtime/dist.h"
 #include "runtime/parallel.h"
 #include "tasks/experiment.h"
@@ -80,8 +81,14 @@ int run(int argc, char** argv) {
     else usage("more than one config file given");
   }
   if (config.empty()) usage("no config file given");
-  MM_CHECK(device == "cpu", "--device ", device, ": this binary was built without the CUDA backend (the CUDA "
-                            "kernels are compiled with `make cuda`; linking them into the binaries is not done yet)");
+  if (Device::parse(device).is_cuda()) {  // parse: a clear error for names that are no device
+    // The default build runs the CUDA kernels in the CPU emulator (for tests), never for training.
+    MM_CHECK(!cuda::emulated(), "--device ", device, ": this binary was built without the GPU backend; build it "
+             "with `make CUDA=1` (binaries in build-cuda/)");
+    cuda::select_device(device);  // one line saying why when there is no usable GPU
+    throw Error(cat("--device ", device, ": the GPU is ready, but the trainer does not place the model and its "
+                    "batches on a device yet; train with --device cpu"));
+  }
 
   dist::Session session;  // MPI when launched by mpirun; a world of one otherwise
   dist::Comm& comm = dist::world();
