@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tools/tool_main.h"
 #include "models/checkpoint.h"
 #include "models/gato.h"
 #include "models/ofa.h"
@@ -122,11 +123,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "describe-model: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return mm::tool_main("describe-model", argc, argv, run); }

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "tools/tool_main.h"
 #include "runtime/safetensors.h"
 #include "tasks/experiment.h"
 
@@ -124,11 +125,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "eval: error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return mm::tool_main("eval", argc, argv, run); }

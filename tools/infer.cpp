@@ -16,6 +16,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "tools/tool_main.h"
 #include "tasks/experiment.h"
 #include "tasks/image.h"
 #include "tasks/media_write.h"
@@ -157,11 +158,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "infer: error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return mm::tool_main("infer", argc, argv, run); }

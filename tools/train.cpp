@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/tool_main.h"
 #include "autograd/data_parallel.h"
 #include "cuda/cuda_backend.h"
 #include "runtime/dist.h"
@@ -148,11 +149,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "train: error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return mm::tool_main("train", argc, argv, run); }
