@@ -148,14 +148,16 @@ void Experiment::build(bool open_data, bool train_tokenizer, const nlohmann::jso
         auto c = tokenizer_corpus(t.cfg.plan, ds);
         corpus.insert(corpus.end(), c.begin(), c.end());
       }
-      MM_CHECK(!corpus.empty(), config_name, ": no text to train the tokenizer on (no task has training data)");
-      TextTokenizerOptions o;
-      o.vocab_size = int(config.model.text_vocab_size);
-      o.split_digits = true;  // numbers and sudoku grids: one piece per digit
-      tokenizer = TextTokenizer::train(corpus, o);
+      // No text anywhere (e.g. a control-only task): no tokenizer and an empty text range.
+      if (!corpus.empty()) {
+        TextTokenizerOptions o;
+        o.vocab_size = int(config.model.text_vocab_size);
+        o.split_digits = true;  // numbers and sudoku grids: one piece per digit
+        tokenizer = TextTokenizer::train(corpus, o);
+      }
     }
     VocabSizes vs;
-    vs.n_text = tokenizer.size();
+    vs.n_text = tokenizer.loaded() ? tokenizer.size() : 0;
     vs.n_phone = config.model.phones;
     vocab = Vocab(vs);
     model = std::make_unique<OfaModel>(model_config(config, vocab.size()));
@@ -164,7 +166,7 @@ void Experiment::build(bool open_data, bool train_tokenizer, const nlohmann::jso
     SampleOptions so;
     so.image_size = config.model.image_size;
     so.seed = config.seed;
-    t.builder = std::make_unique<SampleBuilder>(t.cfg.plan, vocab, &tokenizer, so);
+    t.builder = std::make_unique<SampleBuilder>(t.cfg.plan, vocab, tokenizer.loaded() ? &tokenizer : nullptr, so);
     const Template& tpl = t.cfg.plan.templates[0];
     if (tpl.target < 0 || !tpl.output.slots[size_t(tpl.target)].attrs.closed_set) continue;
     if (saved_answers.contains(t.cfg.name)) {
@@ -222,7 +224,7 @@ std::unique_ptr<Experiment> Experiment::from_checkpoint(const std::string& path,
   ex->config_name = config_path.empty() ? file + " (experiment)" : config_path;
   ex->config = parse_config(ex->config_yaml, ex->config_name);
   const std::vector<uint8_t> tok = base64_decode(ck.extra.at("tokenizer"));
-  ex->tokenizer = TextTokenizer::from_bytes(std::string(tok.begin(), tok.end()));
+  if (!tok.empty()) ex->tokenizer = TextTokenizer::from_bytes(std::string(tok.begin(), tok.end()));
   ex->vocab = Vocab::from_json(ck.vocab_json);
   ex->model = std::make_unique<OfaModel>(OfaConfig::from_json(ck.config_json));
   load_weights(*ex->model, ck, file);
@@ -266,7 +268,8 @@ std::unique_ptr<SampleBuilder> Experiment::builder_for(const std::string& instru
   SampleOptions so;
   so.image_size = config.model.image_size;
   so.seed = config.seed;
-  auto b = std::make_unique<SampleBuilder>(parse_instruction(instruction), vocab, &tokenizer, so);
+  auto b = std::make_unique<SampleBuilder>(parse_instruction(instruction), vocab,
+                                           tokenizer.loaded() ? &tokenizer : nullptr, so);
   if (!answers.empty()) b->set_answers(answers);
   return b;
 }

@@ -54,7 +54,7 @@ int check(Experiment& ex) {
                 cat(b.decoder.target.shape()).c_str(), t.answers.empty() ? "" : cat(", ", t.answers.size(), " answers").c_str());
   }
   std::printf("vocabulary %lld ids (text %d) | model %s, %lld parameters | config OK\n", (long long)ex.vocab.size(),
-              ex.tokenizer.size(), ex.config.model.size.c_str(), (long long)ex.model->num_parameters());
+              int(ex.vocab.range(TokenKind::text).size()), ex.config.model.size.c_str(), (long long)ex.model->num_parameters());
   return 0;
 }
 
