@@ -112,7 +112,7 @@ specialists: $(BUILD)/prepare-data $(BUILD)/train $(BUILD)/eval
 	  $(BUILD)/train configs/specialist_$$t.yaml --save-dir runs/specialist_$$t; \
 	  $(BUILD)/eval --ckpt runs/specialist_$$t/checkpoint_best configs/specialist_$$t.yaml --out runs/specialist_$$t/eval_test.json; \
 	done
-	python3 tools/compare_specialists.py runs/demo/eval_test.json runs/specialist_*/eval_test.json
+	python3 tools/compare_specialists.py runs/demo/checkpoint_best/eval_test.json runs/specialist_*/eval_test.json
 
 test-dist: $(TEST_BIN) $(BUILD)/dist_selftest
 	$(TEST_BIN) -ts=dist

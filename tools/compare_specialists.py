@@ -2,7 +2,7 @@
 """Generalist vs specialists: each task's score of the generalist as a percentage of its
 specialist's (the OFASys paper reports about 95% retention).
 
-  python3 tools/compare_specialists.py runs/demo/eval_test.json runs/specialist_*/eval_test.json
+  python3 tools/compare_specialists.py runs/demo/checkpoint_best/eval_test.json runs/specialist_*/eval_test.json
 
 Inputs are the JSON files build/eval writes. For WER (lower is better) the retention is
 specialist / generalist. Prints a Markdown table.
