@@ -12,17 +12,7 @@
 
 // The one translation unit that compiles stb_image. stb is third-party C that does not
 // build clean under -Wall -Wextra, so its warnings are silenced here only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wall"
-#pragma GCC diagnostic ignored "-Wextra"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wduplicated-branches"
-#pragma GCC diagnostic ignored "-Wstringop-overflow"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include "tasks/stb_warnings.h"  // pushes the diagnostic state; popped below
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_HDR     // we want 8-bit pixels, never float HDR decoding
 #define STBI_NO_LINEAR

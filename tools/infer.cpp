@@ -41,9 +41,9 @@ nlohmann::json to_json(const TypedOutput& o) {
   }
 }
 
-// A placeholder for the target field when only the inputs are given: build() needs a
+// A stand-in value for the target field when only the inputs are given: build() needs a
 // well-formed value; generation never reads it.
-std::string placeholder(SlotType t, const std::vector<std::string>& answers, int max_len) {
+std::string unread_target_value(SlotType t, const std::vector<std::string>& answers, int max_len) {
   if (!answers.empty()) return answers[0];
   switch (t) {
     case SlotType::BOX: return "0 0 1 1";
@@ -129,7 +129,7 @@ int run(int argc, char** argv) {
     for (auto& [k, v] : fields) cols.push_back(k), vals.push_back(v);
     if (std::find(cols.begin(), cols.end(), target.field()) == cols.end()) {
       cols.push_back(target.field());
-      vals.push_back(placeholder(target.type, answers, gen.max_len));
+      vals.push_back(unread_target_value(target.type, answers, gen.max_len));
     }
     validate(builder->plan(), cols);
     Row row;
