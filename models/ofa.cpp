@@ -1,6 +1,8 @@
 #include "models/ofa.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numbers>
 
 #include "models/positions.h"
 #include "ops/creation.h"
@@ -271,7 +273,8 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     MM_CHECK(in.src_tokens.dim() == 2, "OFA encoder: src_tokens must be [B, Ts], got ", in.src_tokens.shape());
     check_batch(B, in.src_tokens, "src_tokens");
     const int64_t T = in.src_tokens.size(1);
-    Tensor x = add(embed_tokens.forward(in.src_tokens), type_row(type_embedding, kTypeText));
+    Tensor x = add(embedding(token_table(embed_tokens, value_embed), in.src_tokens),
+                   type_row(type_embedding, kTypeText));
     xs.push_back(drop(layernorm_embedding.forward(x)));
     poss.push_back(text_positions(T, "source text"));
     if (in.src_mask.defined()) {
@@ -358,7 +361,8 @@ Tensor OfaDecoder::forward(const EncoderOut& enc, const Tensor& prev_tokens, Dec
   MM_CHECK(Tk <= kMaxTextPositions, "OFA decoder: target of ", Tk, " tokens is longer than the position table (",
            kMaxTextPositions, " positions)");
 
-  Tensor x = layernorm_embedding.forward(embed_tokens.forward(prev_tokens));
+  const Tensor table = token_table(embed_tokens, value_embed);  // [V, d]
+  Tensor x = layernorm_embedding.forward(embedding(table, prev_tokens));
   if (training() && drop_) x = dropout(x, cfg.dropout, *drop_, true);
 
   const double scaling = 1.0 / std::sqrt(double(cfg.d_model / H) * cfg.attn_scale_factor);
@@ -384,7 +388,7 @@ Tensor OfaDecoder::forward(const EncoderOut& enc, const Tensor& prev_tokens, Dec
                            cache ? &cache->self_attn[l] : nullptr, cache ? &cache->cross_attn[l] : nullptr);
   }
   if (cache) cache->steps += Tt;
-  return embed_tokens.project(layer_norm.forward(x));
+  return linear(layer_norm.forward(x), table);  // tied output projection
 }
 
 // ---- model ----------------------------------------------------------------------------
@@ -397,6 +401,50 @@ OfaModel::OfaModel(const OfaConfig& c)
   register_module("embed_tokens", embed_tokens);
   register_module("encoder", encoder);
   register_module("decoder", decoder);
+  if (c.continuous_bins > 0) {
+    // Created last so the other parameters draw the same initial values with or without it.
+    continuous_embed = std::make_unique<ContinuousValueEmbed>(c, init_gen);
+    register_module("continuous_embed", *continuous_embed);
+    float* w = embed_tokens.weight.data<float>();
+    std::fill(w + c.continuous_begin * c.d_model, w + (c.continuous_begin + c.continuous_bins) * c.d_model, 0.0f);
+    encoder.value_embed = decoder.value_embed = continuous_embed.get();
+  }
+}
+
+// ---- continuous value embedding -------------------------------------------------------
+
+ContinuousValueEmbed::ContinuousValueEmbed(const OfaConfig& c, Generator& init)
+    : begin(c.continuous_begin), bins(c.continuous_bins) {
+  const int64_t F = c.continuous_features();
+  weight = randn({c.d_model, F}, init, 0.0, 0.02);
+  bias = zeros({c.d_model});
+  register_parameter("weight", weight);
+  register_parameter("bias", bias);
+  std::vector<float> phi(size_t(bins * F));
+  for (int64_t i = 0; i < bins; ++i) {
+    const double u = (double(i) + 0.5) / double(bins) * 2.0 - 1.0;  // bin centre, companded axis
+    float* row = phi.data() + i * F;
+    row[0] = float(u);
+    for (int64_t k = 1; k <= c.continuous_frequencies; ++k) {
+      row[2 * k - 1] = float(std::sin(std::numbers::pi * double(k) * u));
+      row[2 * k] = float(std::cos(std::numbers::pi * double(k) * u));
+    }
+  }
+  features = Tensor::from_vector_f(phi, {bins, F});
+}
+
+Tensor ContinuousValueEmbed::table(const Tensor& w) const {
+  const int64_t V = w.size(0), end = begin + bins;
+  MM_CHECK(end <= V, "continuous_embed: range [", begin, ", ", end, ") outside the token table of ", V, " rows");
+  std::vector<Tensor> parts;
+  if (begin > 0) parts.push_back(narrow(w, 0, 0, begin));
+  parts.push_back(add(narrow(w, 0, begin, bins), linear(features, weight, bias)));
+  if (end < V) parts.push_back(narrow(w, 0, end, V - end));
+  return parts.size() == 1 ? parts[0] : concat(parts, 0);
+}
+
+Tensor token_table(const Embedding& embed_tokens, const ContinuousValueEmbed* value_embed) {
+  return value_embed ? value_embed->table(embed_tokens.weight) : embed_tokens.weight;
 }
 
 }  // namespace mm

@@ -28,6 +28,7 @@
 //   encoder.image_pos_ln.*                    encoder.image_rel_pos_table_list.L.weight [6892, H]
 //   encoder.audio_embed.{conv1,conv2,proj}.*  encoder.audio_layernorm_embedding.*
 //   encoder.frame_embedding.weight [max_frames, d]
+//   continuous_embed.{weight [d, F], bias [d]}   (only with OfaConfig::continuous_bins > 0)
 //   encoder.embed_positions.weight [1026, d]  encoder.pos_ln.*
 //   encoder.pos_q_linear.*, encoder.pos_k_linear.*
 //   encoder.token_rel_pos_table_list.L.weight [511, H]
@@ -83,6 +84,18 @@ class AudioSubsampler : public Module {
   Linear proj;
 };
 
+// Value embedding of continuous bins (OfaConfig::continuous_bins > 0; see there):
+//   table(w) = w, its rows [begin, begin + bins) plus linear(phi(u_bin), weight, bias).
+// w [V, d] -> [V, d]; phi [bins, F] is a constant, F = 2 * frequencies + 1.
+class ContinuousValueEmbed : public Module {
+ public:
+  ContinuousValueEmbed(const OfaConfig& c, Generator& init);
+  Tensor table(const Tensor& w) const;
+  int64_t begin, bins;
+  Tensor weight, bias;  // [d, F], [d]
+  Tensor features;      // [bins, F] phi(u) per bin, not a parameter
+};
+
 class OfaEncoder : public Module {
  public:
   OfaEncoder(const OfaConfig& c, Embedding& embed_tokens, Generator& init, Generator* drop);
@@ -90,6 +103,7 @@ class OfaEncoder : public Module {
 
   OfaConfig cfg;
   Embedding& embed_tokens;  // shared, owned by OfaModel
+  const ContinuousValueEmbed* value_embed = nullptr;  // set by OfaModel when configured
   Embedding type_embedding;
   LayerNorm layernorm_embedding;
   std::unique_ptr<ResNet> embed_images;
@@ -123,6 +137,7 @@ class OfaDecoder : public Module {
 
   OfaConfig cfg;
   Embedding& embed_tokens;
+  const ContinuousValueEmbed* value_embed = nullptr;
   LayerNorm layernorm_embedding;
   Embedding embed_positions;
   LayerNorm pos_ln;
@@ -156,6 +171,11 @@ class OfaModel : public Module {
   Embedding embed_tokens;
   OfaEncoder encoder;
   OfaDecoder decoder;
+  std::unique_ptr<ContinuousValueEmbed> continuous_embed;  // null unless configured
 };
+
+// The token table the model embeds with and projects onto: embed_tokens.weight, with the
+// continuous rows' value embedding added when there is one.
+Tensor token_table(const Embedding& embed_tokens, const ContinuousValueEmbed* value_embed);
 
 }  // namespace mm

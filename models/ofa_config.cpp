@@ -60,6 +60,10 @@ void OfaConfig::validate() const {
   MM_CHECK(patch_channels % patch_groups == 0, "OFA config: patch_groups ", patch_groups,
            " must divide patch_channels ", patch_channels);
   MM_CHECK(n_mels % 4 == 0, "OFA config: n_mels ", n_mels, " must be a multiple of 4 (the subsampler's stride)");
+  MM_CHECK(continuous_bins >= 0 && continuous_begin >= 0 && continuous_begin + continuous_bins <= vocab_size,
+           "OFA config: continuous range [", continuous_begin, ", ", continuous_begin + continuous_bins,
+           ") must lie in the vocabulary of ", vocab_size);
+  MM_CHECK(continuous_frequencies >= 1, "OFA config: continuous_frequencies must be >= 1, got ", continuous_frequencies);
   for (double p : {dropout, attention_dropout, activation_dropout, drop_path_rate, resnet_drop_path_rate})
     MM_CHECK(p >= 0.0 && p < 1.0, "OFA config: dropout rates must be in [0, 1), got ", p);
 }
@@ -84,6 +88,9 @@ std::string OfaConfig::to_json() const {
   j["audio_channels"] = audio_channels;
   j["n_mels"] = n_mels;
   j["max_frames"] = max_frames;
+  j["continuous_begin"] = continuous_begin;
+  j["continuous_bins"] = continuous_bins;
+  j["continuous_frequencies"] = continuous_frequencies;
   j["dropout"] = dropout;
   j["attention_dropout"] = attention_dropout;
   j["activation_dropout"] = activation_dropout;
@@ -124,6 +131,9 @@ OfaConfig OfaConfig::from_json(const std::string& text) {
       else if (k == "audio_channels") c.audio_channels = v.get<int64_t>();
       else if (k == "n_mels") c.n_mels = v.get<int64_t>();
       else if (k == "max_frames") c.max_frames = v.get<int64_t>();
+      else if (k == "continuous_begin") c.continuous_begin = v.get<int64_t>();
+      else if (k == "continuous_bins") c.continuous_bins = v.get<int64_t>();
+      else if (k == "continuous_frequencies") c.continuous_frequencies = v.get<int64_t>();
       else if (k == "dropout") c.dropout = v.get<double>();
       else if (k == "attention_dropout") c.attention_dropout = v.get<double>();
       else if (k == "activation_dropout") c.activation_dropout = v.get<double>();
@@ -154,6 +164,9 @@ std::vector<ParamRow> OfaConfig::parameter_table() const {
   const std::string layer = cat("d ", d, ", FFN ", ffn_dim, ", ", H, " heads", normformer ? ", NormFormer" : "");
   std::vector<ParamRow> t;
   t.push_back({"embed_tokens (shared: encoder, decoder, output)", cat(V, " x ", d), V * d});
+  if (continuous_bins > 0)
+    t.push_back({"continuous_embed (value embedding of continuous bins)",
+                 cat(continuous_features(), " features -> ", d), continuous_features() * d + d});
 
   // encoder
   t.push_back({"encoder.type_embedding + layernorm_embedding", "4 types (text image audio video)", 4 * d + ln});

@@ -38,6 +38,15 @@ struct OfaConfig {
   int64_t n_mels = 80;
   int64_t max_frames = 16;      // video frame-position table; 0 = no video adaptor
 
+  // Value embedding of Gato's mu-law CONTINUOUS tokens (continuous_bins = 0: off). The
+  // rows [continuous_begin, continuous_begin + continuous_bins) of the shared token table
+  // get continuous_embed(phi(u)) added, u in [-1, 1] the bin centre on the companded
+  // axis, phi(u) = [u, sin(pi k u), cos(pi k u)] for k = 1..continuous_frequencies. Those
+  // rows start at zero, so a bin's embedding is a smooth function of its value: what one
+  // bin learns carries over to its neighbours, in and (the table is tied) out. Without
+  // it each of 1024 bins is a separate symbol seen a handful of times in a small dataset.
+  int64_t continuous_begin = 0, continuous_bins = 0, continuous_frequencies = 16;
+
   double dropout = 0.1, attention_dropout = 0.0, activation_dropout = 0.0;
   double drop_path_rate = 0.0, resnet_drop_path_rate = 0.0;  // rising linearly over depth
   double attn_scale_factor = 2.0;  // q *= (head_dim * factor)^-0.5
@@ -54,6 +63,7 @@ struct OfaConfig {
   int64_t parameter_count() const { return sum_params(parameter_table()); }
   std::vector<ParamRow> parameter_table() const;
   int64_t image_channels() const { return 16 * resnet_width; }
+  int64_t continuous_features() const { return 2 * continuous_frequencies + 1; }
 };
 
 }  // namespace mm

@@ -95,9 +95,24 @@ std::vector<std::string> read_lines(const std::string& path) {
   return out;
 }
 
-OfaConfig model_config(const Config& c, int64_t vocab_size) {
+// Whether any slot of any task embeds its continuous values (adaptor continuous_embed,
+// the default for CONTINUOUS; continuous_token keeps Gato's plain bin tokens).
+bool uses_continuous_embed(const Config& c) {
+  for (const TaskConfig& t : c.tasks)
+    for (const Template& tpl : t.plan.templates)
+      for (const Side* side : {&tpl.input, &tpl.output})
+        for (const Slot& s : side->slots)
+          if (s.adaptor == "continuous_embed") return true;
+  return false;
+}
+
+OfaConfig model_config(const Config& c, const Vocab& vocab) {
   OfaConfig m = OfaConfig::preset(c.model.size);
-  m.vocab_size = vocab_size;
+  m.vocab_size = vocab.size();
+  if (uses_continuous_embed(c)) {
+    m.continuous_begin = vocab.range(TokenKind::continuous).begin;
+    m.continuous_bins = vocab.range(TokenKind::continuous).size();
+  }
   m.dropout = c.model.dropout;
   m.attention_dropout = c.model.attention_dropout;
   m.drop_path_rate = c.model.drop_path;
@@ -160,7 +175,7 @@ void Experiment::build(bool open_data, bool train_tokenizer, const nlohmann::jso
     vs.n_text = tokenizer.loaded() ? tokenizer.size() : 0;
     vs.n_phone = config.model.phones;
     vocab = Vocab(vs);
-    model = std::make_unique<OfaModel>(model_config(config, vocab.size()));
+    model = std::make_unique<OfaModel>(model_config(config, vocab));
   }
   for (TaskData& t : tasks) {
     SampleOptions so;

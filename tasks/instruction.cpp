@@ -33,7 +33,7 @@ const TypeInfo& type_info(SlotType t) {
       /*STRUCT*/ {{"struct_table"}, {"text_embed"}, true},
       /*CATEGORY*/ {{"category"}, {"text_embed"}, true},
       /*MOTION*/ {{"motion"}, {"continuous_embed"}, false},
-      /*CONTINUOUS*/ {{"mulaw"}, {"continuous_embed"}, true},
+      /*CONTINUOUS*/ {{"mulaw"}, {"continuous_embed", "continuous_token"}, true},
       /*DISCRETE*/ {{"discrete"}, {"discrete_embed"}, true},
   };
   return info[int(t)];

@@ -15,6 +15,7 @@
 #include "models/ofa.h"
 #include "models/positions.h"
 #include "ops/creation.h"
+#include "ops/matmul.h"
 #include "ops/shape.h"
 #include "runtime/safetensors.h"
 #include "tests/test_util.h"
@@ -426,6 +427,58 @@ TEST_CASE("sequences longer than the position tables are rejected naming the lim
   GatoInputs gi;
   gi.tokens = Tensor::zeros({1, 9}, DType::i64);
   test::check_throws_with([&] { g.forward(gi); }, {"9 tokens", "8 positions"});
+}
+
+// ---- continuous value embedding -----------------------------------------------------------
+
+TEST_CASE("continuous value embedding: bin rows are a smooth function of the value, trained in and out") {
+  OfaConfig c = micro_ofa();
+  c.continuous_begin = 40;
+  c.continuous_bins = 16;  // tokens 40..55: the batch's source 40 and targets 50..53
+  c.continuous_frequencies = 3;
+  OfaModel m(c);
+  REQUIRE(m.continuous_embed);
+  CHECK(m.num_parameters() == c.parameter_count());
+  const OfaConfig back = OfaConfig::from_json(c.to_json());
+  CHECK(back.continuous_begin == 40);
+  CHECK(back.continuous_bins == 16);
+  CHECK(back.continuous_frequencies == 3);
+
+  // Outside the range the table is embed_tokens; inside, the zero-initialised rows plus
+  // the value embedding of phi(bin centre).
+  const ContinuousValueEmbed& ve = *m.continuous_embed;
+  CHECK(ve.features.shape() == Shape{16, 7});
+  Tensor table = token_table(m.embed_tokens, &ve);
+  Tensor value = linear(ve.features, ve.weight, ve.bias);
+  const int64_t d = c.d_model;
+  for (int64_t v : {0, 39, 56, 63})
+    for (int64_t j = 0; j < d; ++j) CHECK(table.at({v, j}) == m.embed_tokens.weight.at({v, j}));
+  double err = 0;
+  for (int64_t i = 0; i < 16; ++i)
+    for (int64_t j = 0; j < d; ++j) err = std::max(err, std::fabs(table.at({40 + i, j}) - value.at({i, j})));
+  CHECK(err == 0);
+  CHECK(ve.features.at({0, 0}) == doctest::Approx(-15.0 / 16.0));  // u of the first bin centre
+  CHECK(ve.features.at({15, 0}) == doctest::Approx(15.0 / 16.0));
+
+  // Neighbouring bins start closer to each other than to the far end of the range.
+  auto row_dist = [&](int64_t a, int64_t b) {
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += std::pow(value.at({a, j}) - value.at({b, j}), 2);
+    return std::sqrt(s);
+  };
+  CHECK(row_dist(7, 8) < row_dist(0, 15));
+
+  // One loss reaches the value embedding through the encoder input, the decoder input and
+  // the tied output projection.
+  LossResult r = sequence_loss(m.forward(micro_batch(3)), Tensor::from_vector_i(kMicroTarget, {2, 5}), Tensor());
+  autograd::backward(r.loss);
+  REQUIRE(ve.weight.grad().defined());
+  CHECK(max_abs(ve.weight.grad()) > 0);
+  CHECK(max_abs(ve.bias.grad()) > 0);
+
+  OfaConfig bad = c;
+  bad.continuous_begin = 60;
+  CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("continuous range [60, 76)"), mm::Error);
 }
 
 // ---- sizes ---------------------------------------------------------------------------------
