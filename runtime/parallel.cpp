@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-extern "C" void openblas_set_num_threads(int);
+#include "runtime/blas.h"
 
 namespace mm {
 namespace {
@@ -39,7 +39,7 @@ struct RegionFlag {
 class Pool {
  public:
   explicit Pool(int n) : want_(n) {
-    openblas_set_num_threads(1);
+    set_blas_threads(1);
   }
   ~Pool() {
     {

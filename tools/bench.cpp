@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "autograd/node.h"
-#include "autograd/node.h"
 #include "ops/attention.h"
 #include "ops/conv.h"
 #include "ops/creation.h"
@@ -27,10 +26,10 @@
 #include "ops/norm.h"
 #include "ops/reduce.h"
 #include "ops/softmax.h"
+#include "runtime/blas.h"
 #include "runtime/parallel.h"
 #include "tasks/preprocess_bench.h"
 
-extern "C" void openblas_set_num_threads(int);
 
 using namespace mm;
 using Clock = std::chrono::steady_clock;
@@ -70,11 +69,11 @@ Ceilings measure_ceilings() {
   c.bw_gbs = 2.0 * double(n) * 4 / t / 1e9;
   const int N = 1024;
   std::vector<float> x(size_t(N) * N, 0.5f), y(size_t(N) * N, 0.25f), z(size_t(N) * N);
-  openblas_set_num_threads(num_threads());
+  set_blas_threads(num_threads());
   t = time_it([&] {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, x.data(), N, y.data(), N, 0.0f, z.data(), N);
   });
-  openblas_set_num_threads(1);  // back to our pool owning the threads
+  set_blas_threads(1);  // back to our pool owning the threads
   c.sgemm_gflops = 2.0 * N * N * double(N) / t / 1e9;
   return c;
 }
@@ -110,11 +109,13 @@ Tensor param(const Shape& s, Generator& g) { return randn(s, g).set_requires_gra
 }  // namespace
 
 int main(int argc, char** argv) {
+  mm::ensure_blas_kernels(argv);
   const std::string filter = argc > 1 ? argv[1] : "";
   auto want = [&](const std::string& name) { return filter.empty() || name.find(filter) != std::string::npos; };
   Ceilings c = measure_ceilings();
-  std::printf("threads %d | memory bandwidth (parallel memcpy, read+write) %.2f GB/s | raw cblas_sgemm 1024^3 %.1f GFLOP/s\n\n",
-              num_threads(), c.bw_gbs, c.sgemm_gflops);
+  std::printf("threads %d | memory bandwidth (parallel memcpy, read+write) %.2f GB/s | raw cblas_sgemm 1024^3 %.1f "
+              "GFLOP/s (OpenBLAS %s kernels)\n\n",
+              num_threads(), c.bw_gbs, c.sgemm_gflops, blas_kernels().c_str());
   std::printf("%-28s %-26s %15s  %-18s %s\n", "op", "shape", "time", "rate", "vs ceiling");
   Generator g(1);
   auto run = [&](const std::string& name, const std::string& shape, double flops, double bytes,

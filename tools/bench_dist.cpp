@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/blas.h"
 #include "tools/dist_mlp.h"
 
 using namespace mm;
@@ -78,6 +79,7 @@ void bench_step(dist::Comm& w, bool zero, bool quick) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mm::ensure_blas_kernels(argv);
   const bool quick = argc > 1 && std::strcmp(argv[1], "--quick") == 0;
   return dist::guarded([&] {
     dist::Session session;

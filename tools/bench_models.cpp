@@ -27,9 +27,9 @@
 #include "models/ofa.h"
 #include "ops/creation.h"
 #include "runtime/allocator.h"
+#include "runtime/blas.h"
 #include "runtime/parallel.h"
 
-extern "C" void openblas_set_num_threads(int);
 
 using namespace mm;
 using Clock = std::chrono::steady_clock;
@@ -54,14 +54,14 @@ double peak_rss_mb() {
 double sgemm_gflops() {
   const int N = 1024;
   std::vector<float> a(size_t(N) * N, 0.5f), b(size_t(N) * N, 0.25f), c(size_t(N) * N);
-  openblas_set_num_threads(num_threads());
+  set_blas_threads(num_threads());
   std::vector<double> ts;
   for (int i = 0; i < 6; ++i) {
     auto t0 = Clock::now();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f, a.data(), N, b.data(), N, 0.0f, c.data(), N);
     ts.push_back(seconds_since(t0));
   }
-  openblas_set_num_threads(1);
+  set_blas_threads(1);
   return 2.0 * N * N * double(N) / median(ts) / 1e9;
 }
 
@@ -158,6 +158,7 @@ void bench_gpt2(int steps, double sgemm) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mm::ensure_blas_kernels(argv);
   std::string which = "all";
   int steps = 3;
   for (int i = 1; i < argc; ++i) {

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string>
 
+#include "runtime/blas.h"
 #include "tools/dist_mlp.h"
 
 using namespace mm;
@@ -117,6 +118,7 @@ int check_collectives(dist::Comm& w) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  mm::ensure_blas_kernels(argv);
   distmlp::Config c;
   std::string mode = "train";
   double timeout = -1;
