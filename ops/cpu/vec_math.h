@@ -71,10 +71,23 @@ template <typename T> inline T gelu_tanh_grad(T x) {
   const T t = fast_tanh(u);
   return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * 0.044715) * x * x);
 }
+// erf(x) with absolute error < 6e-7 in f32 (Abramowitz & Stegun 7.1.26: a rational polynomial
+// in t = 1 / (1 + p|x|) times e^(-x^2), odd by copysign). libm's erff does not vectorise
+// and was 7% of a demo training step.
+inline float fast_erf(float x) {
+  const float a = std::fabs(x);
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  const float poly =
+      t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+  return std::copysign(1.0f - poly * exp_nonpos(-a * a), x);
+}
+inline double fast_erf(double x) { return std::erf(x); }
+
 // GELU, exact: x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); d/dx = Phi(x) + x phi(x).
-template <typename T> inline T gelu_erf(T x) { return T(0.5) * x * (T(1) + std::erf(x * T(0.7071067811865476))); }
+template <typename T> inline T gelu_erf(T x) { return T(0.5) * x * (T(1) + fast_erf(x * T(0.7071067811865476))); }
 template <typename T> inline T gelu_erf_grad(T x) {
-  return T(0.5) * (T(1) + std::erf(x * T(0.7071067811865476))) + x * T(0.3989422804014327) * std::exp(T(-0.5) * x * x);
+  return T(0.5) * (T(1) + fast_erf(x * T(0.7071067811865476))) +
+         x * T(0.3989422804014327) * exp_nonpos(T(-0.5) * x * x);
 }
 
 }  // namespace mm::cpu
