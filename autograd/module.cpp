@@ -3,6 +3,7 @@
 #include <set>
 
 #include "ops/backend.h"
+#include "ops/creation.h"
 
 namespace mm {
 
@@ -78,6 +79,25 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& state, bool st
 void Module::train(bool on) {
   training_ = on;
   for (auto& [n, m] : children_) m->train(on);
+}
+
+void Module::to(Device dev) {
+  for (auto& [n, p] : params_) {
+    if (p->device() == dev) continue;
+    Tensor moved = mm::to(*p, dev).detach();
+    moved.set_requires_grad(true);
+    *p = moved;
+  }
+  for (auto& [n, b] : buffers_)
+    if (b->defined() && b->device() != dev) *b = mm::to(*b, dev).detach();
+  for (auto& [n, m] : children_) m->to(dev);
+}
+
+Device Module::device() const {
+  if (!params_.empty()) return params_.front().second->device();
+  for (auto& [n, m] : children_)
+    if (!m->named_parameters().empty()) return m->device();
+  return Device::cpu();
 }
 
 void Module::zero_grad() {

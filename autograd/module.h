@@ -37,6 +37,11 @@ class Module {
   // and both shapes; strict=false ignores names absent on either side.
   void load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
 
+  // Moves every parameter and buffer to `dev` (new leaves there; an optimizer built
+  // before holds the old tensors, so move first, then build the optimizer).
+  void to(Device dev);
+  Device device() const;  // of the first parameter (CPU for a module without any)
+
   void train(bool on = true);
   void eval() { train(false); }
   bool training() const { return training_; }

@@ -1,5 +1,6 @@
 #include "models/checkpoint.h"
 
+#include "ops/creation.h"
 #include "runtime/safetensors.h"
 
 namespace mm {
@@ -13,9 +14,13 @@ void save_checkpoint(const std::string& path, const Module& m, const std::string
   meta["model"] = model_kind;
   meta["config"] = config_json;
   meta["vocab"] = vocab_json;
-  std::map<std::string, Tensor> tensors;
-  for (auto& [name, t] : m.state_dict()) tensors[name] = t.detach();
-  save_safetensors(path, tensors, meta);
+  save_safetensors(path, host_tensors(m.state_dict()), meta);
+}
+
+std::map<std::string, Tensor> host_tensors(const std::map<std::string, Tensor>& tensors) {
+  std::map<std::string, Tensor> out;
+  for (auto& [name, t] : tensors) out[name] = to(t, Device::cpu()).detach();
+  return out;
 }
 
 Checkpoint read_checkpoint(const std::string& path) {

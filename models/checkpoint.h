@@ -30,6 +30,10 @@ struct Checkpoint {
   std::map<std::string, Tensor> tensors;
 };
 
+// Host copies of a model's (or an optimizer's) tensors, detached: files are written from
+// CPU memory, whichever device trains.
+std::map<std::string, Tensor> host_tensors(const std::map<std::string, Tensor>& tensors);
+
 void save_checkpoint(const std::string& path, const Module& m, const std::string& model_kind,
                      const std::string& config_json, const std::string& vocab_json = "",
                      const std::map<std::string, std::string>& extra = {});

@@ -105,7 +105,7 @@ void KVCache::reorder(const std::vector<int64_t>& rows) {
   if (!k.defined()) return;
   for (int64_t r : rows)
     MM_CHECK(r >= 0 && r < k.size(0), "KVCache::reorder: row ", r, " is outside the cache's batch of ", k.size(0));
-  Tensor idx = Tensor::from_vector_i(rows, {int64_t(rows.size())});
+  Tensor idx = mm::to(Tensor::from_vector_i(rows, {int64_t(rows.size())}), k.device());
   k = index_select(k, 0, idx);
   v = index_select(v, 0, idx);
 }
@@ -177,7 +177,7 @@ Tensor MultiheadAttention::forward(const Tensor& query, const Tensor& kv_input, 
       std::vector<int64_t> m(size_t(Tq * Tk));
       for (int64_t i = 0; i < Tq; ++i)
         for (int64_t j = 0; j < Tk; ++j) m[size_t(i * Tk + j)] = j > i + (Tk - Tq);
-      s = masked_fill(s, Tensor::from_vector_i(m, {Tq, Tk}, DType::boolean), ninf);
+      s = masked_fill(s, mm::to(Tensor::from_vector_i(m, {Tq, Tk}, DType::boolean), s.device()), ninf);
     }
     Tensor p = dropout(softmax(s, -1), attn_dropout, *gen, true);
     o = matmul(p, v);

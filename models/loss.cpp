@@ -1,5 +1,6 @@
 #include "models/loss.h"
 
+#include "ops/creation.h"
 #include "ops/elementwise.h"
 #include "ops/loss.h"
 
@@ -16,8 +17,10 @@ LossResult sequence_loss(const Tensor& logits, const Tensor& target, const Tenso
   constexpr int64_t kIgnore = -100;
   const int64_t n = target.numel();
   std::vector<int64_t> t(static_cast<size_t>(n));
-  const std::vector<double> tv = target.to_vector();
-  const std::vector<double> mv = loss_mask.defined() ? loss_mask.to_vector() : std::vector<double>();
+  // The ignore pattern is built on the host (target and mask may be on the device).
+  const std::vector<double> tv = to(target, Device::cpu()).to_vector();
+  const std::vector<double> mv =
+      loss_mask.defined() ? to(loss_mask, Device::cpu()).to_vector() : std::vector<double>();
   LossResult r;
   for (int64_t i = 0; i < n; ++i) {
     const auto id = int64_t(tv[size_t(i)]);
@@ -28,9 +31,9 @@ LossResult sequence_loss(const Tensor& logits, const Tensor& target, const Tenso
   CrossEntropyOptions ce;
   ce.ignore_index = kIgnore;
   ce.label_smoothing = o.label_smoothing;
-  ce.allowed = o.allowed;
+  ce.allowed = o.allowed.defined() ? to(o.allowed, logits.device()) : o.allowed;
   ce.reduction = Reduction::sum;
-  r.loss = cross_entropy(logits, Tensor::from_vector_i(t, target.shape()), ce);
+  r.loss = cross_entropy(logits, to(Tensor::from_vector_i(t, target.shape()), logits.device()), ce);
   if (o.weight != 1.0) r.loss = mul(r.loss, o.weight);
   return r;
 }

@@ -18,13 +18,16 @@ namespace {
 
 constexpr int64_t kTypeText = 0, kTypeImage = 1, kTypeAudio = 2, kTypeVideo = 3, kNumTypes = 4;
 
-// Masks are small CPU-side data made by the batcher; they are built and rearranged here
-// element by element (the CPU backend's arithmetic is for floating tensors).
+// Masks and index tensors are small host-side data: they are built and rearranged here
+// element by element on the CPU, then moved to the model's device where an op reads them.
+// Inputs may come on either device; the model moves them to its own (OfaModel::to).
 
-// bool tensor of m's shape, true where pred(value of m).
+Tensor on(const Tensor& t, Device dev) { return t.defined() ? to(t, dev) : t; }
+
+// bool tensor of m's shape (on the CPU), true where pred(value of m).
 template <typename Pred>
 Tensor mask_where(const Tensor& m, Pred pred) {
-  std::vector<double> v = m.to_vector();
+  std::vector<double> v = to(m, Device::cpu()).to_vector();
   std::vector<int64_t> out(v.size());
   for (size_t i = 0; i < v.size(); ++i) out[i] = pred(v[i]);
   return Tensor::from_vector_i(out, m.shape(), DType::boolean);
@@ -58,7 +61,9 @@ Tensor rel_bias(const Tensor& table, const Tensor& idx) {
   return unsqueeze(permute(embedding(table, idx), {2, 0, 1}), 0);
 }
 
-Tensor type_row(const Embedding& types, int64_t t) { return types.forward(ids_tensor({t})); }  // [1, d]
+Tensor type_row(const Embedding& types, int64_t t) {  // [1, d]
+  return types.forward(to(ids_tensor({t}), types.weight.device()));
+}
 
 Tensor present_to_padding(const Tensor& present, int64_t B, int64_t n, const char* what) {
   if (!present.defined()) return Tensor::zeros({B, n}, DType::boolean);
@@ -75,15 +80,16 @@ void check_batch(int64_t& B, const Tensor& t, const char* what) {
 }  // namespace
 
 EncoderOut select_rows(const EncoderOut& e, const std::vector<int64_t>& rows) {
-  Tensor idx = ids_tensor(rows);
+  const Device dev = e.x.device();
+  Tensor idx = to(ids_tensor(rows), dev);
   for (int64_t r : rows)
     MM_CHECK(r >= 0 && r < e.x.size(0), "select_rows: row ", r, " is outside the encoder batch of ", e.x.size(0));
   const int64_t S = e.padding.size(1);
-  std::vector<double> pad = e.padding.to_vector();
+  std::vector<double> pad = to(e.padding, Device::cpu()).to_vector();
   std::vector<int64_t> sel;
   for (int64_t r : rows)
     for (int64_t j = 0; j < S; ++j) sel.push_back(pad[size_t(r * S + j)] != 0.0);
-  return {index_select(e.x, 0, idx), Tensor::from_vector_i(sel, {int64_t(rows.size()), S}, DType::boolean),
+  return {index_select(e.x, 0, idx), to(Tensor::from_vector_i(sel, {int64_t(rows.size()), S}, DType::boolean), dev),
           e.pos_embed};
 }
 
@@ -205,24 +211,25 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
   struct Block { int64_t start, len; bool grid; int64_t w; };  // a diagonal block of the rel bias
   std::vector<Block> blocks;
   int64_t B = -1, S = 0;
+  const Device dev = embed_tokens.weight.device();  // pads are built on the CPU, moved once at the end
 
   auto image_positions = [&](int64_t h, int64_t w, int64_t repeats) {
     std::vector<int64_t> ids;
     for (int64_t f = 0; f < repeats; ++f)
       for (int64_t r = 0; r < h; ++r)
         for (int64_t c = 0; c < w; ++c) ids.push_back(r * kImageBucketSize + c + 1);
-    return unsqueeze(image_pos_ln->forward(embed_image_positions->forward(ids_tensor(ids))), 0);
+    return unsqueeze(image_pos_ln->forward(embed_image_positions->forward(on(ids_tensor(ids), dev))), 0);
   };
   auto text_positions = [&](int64_t T, const char* what) {
     MM_CHECK(T <= kMaxTextPositions, "OFA encoder: ", what, " of ", T, " tokens is longer than the position table (",
              kMaxTextPositions, " positions)");
-    return unsqueeze(pos_ln.forward(embed_positions.forward(range_ids(0, T))), 0);
+    return unsqueeze(pos_ln.forward(embed_positions.forward(on(range_ids(0, T), dev))), 0);
   };
 
   if (in.images.defined()) {
     check_batch(B, in.images, "images");
     int64_t h = 0, w = 0;
-    Tensor x = add(embed_image_grid(in.images, h, w), type_row(type_embedding, kTypeImage));
+    Tensor x = add(embed_image_grid(on(in.images, dev), h, w), type_row(type_embedding, kTypeImage));
     xs.push_back(drop(patch_layernorm_embedding->forward(x)));
     pads.push_back(present_to_padding(in.image_present, B, h * w, "image_present"));
     poss.push_back(image_positions(h, w, 1));
@@ -238,11 +245,11 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     MM_CHECK(N <= cfg.max_frames, "OFA encoder: video of ", N, " frames is longer than the frame position table (",
              cfg.max_frames, " frames)");
     int64_t h = 0, w = 0;
-    Tensor f = embed_image_grid(reshape(in.video, {B * N, 3, in.video.size(3), in.video.size(4)}), h, w);
+    Tensor f = embed_image_grid(reshape(on(in.video, dev), {B * N, 3, in.video.size(3), in.video.size(4)}), h, w);
     const int64_t P = h * w;
     std::vector<int64_t> frame_ids;
     for (int64_t i = 0; i < N * P; ++i) frame_ids.push_back(i / P);
-    Tensor x = add(reshape(f, {B, N * P, d}), frame_embedding->forward(ids_tensor(frame_ids)));
+    Tensor x = add(reshape(f, {B, N * P, d}), frame_embedding->forward(on(ids_tensor(frame_ids), dev)));
     x = add(x, type_row(type_embedding, kTypeVideo));
     xs.push_back(drop(patch_layernorm_embedding->forward(x)));
     pads.push_back(present_to_padding(in.video_present, B, N * P, "video_present"));
@@ -253,7 +260,7 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
   if (in.audio.defined()) {
     MM_CHECK(audio_embed, "OFA encoder: got audio but the config has audio_channels 0");
     check_batch(B, in.audio, "audio");
-    Tensor x = add(audio_embed->forward(in.audio), type_row(type_embedding, kTypeAudio));
+    Tensor x = add(audio_embed->forward(on(in.audio, dev)), type_row(type_embedding, kTypeAudio));
     const int64_t T = x.size(1), F = in.audio.size(1);
     xs.push_back(drop(audio_layernorm_embedding->forward(x)));
     poss.push_back(text_positions(T, "audio (after 4x subsampling)"));
@@ -262,8 +269,9 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     if (in.audio_mask.defined()) {
       MM_CHECK(in.audio_mask.dim() == 2 && in.audio_mask.size(0) == B && in.audio_mask.size(1) == F,
                "OFA encoder: audio_mask must be [B, F] = [", B, ", ", F, "], got ", in.audio_mask.shape());
+      const Tensor mask = mm::to(in.audio_mask, Device::cpu());
       for (int64_t b = 0; b < B; ++b)
-        for (int64_t t = 0; t < T; ++t) pad[size_t(b * T + t)] = in.audio_mask.at({b, 4 * t}) == 0.0;
+        for (int64_t t = 0; t < T; ++t) pad[size_t(b * T + t)] = mask.at({b, 4 * t}) == 0.0;
     }
     pads.push_back(Tensor::from_vector_i(pad, {B, T}, DType::boolean));
     blocks.push_back({S, T, false, 0});
@@ -273,7 +281,7 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     MM_CHECK(in.src_tokens.dim() == 2, "OFA encoder: src_tokens must be [B, Ts], got ", in.src_tokens.shape());
     check_batch(B, in.src_tokens, "src_tokens");
     const int64_t T = in.src_tokens.size(1);
-    Tensor x = add(embedding(token_table(embed_tokens, value_embed), in.src_tokens),
+    Tensor x = add(embedding(token_table(embed_tokens, value_embed), on(in.src_tokens, dev)),
                    type_row(type_embedding, kTypeText));
     xs.push_back(drop(layernorm_embedding.forward(x)));
     poss.push_back(text_positions(T, "source text"));
@@ -291,7 +299,7 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
 
   EncoderOut out;
   Tensor x = xs.size() == 1 ? xs[0] : concat(xs, 1);
-  out.padding = pads.size() == 1 ? pads[0] : concat(pads, 1);
+  out.padding = on(pads.size() == 1 ? pads[0] : concat(pads, 1), dev);
   out.pos_embed = poss.size() == 1 ? poss[0] : concat(poss, 1);  // [1, S, d]
 
   const double scaling = 1.0 / std::sqrt(double(d / H) * cfg.attn_scale_factor);
@@ -306,8 +314,8 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
       for (int64_t j = 0; j < blk.len; ++j)
         idx[size_t((blk.start + i) * S + blk.start + j)] =
             blk.grid ? n_tok + image_rel_bucket(i / blk.w, i % blk.w, j / blk.w, j % blk.w) : token_rel_bucket(i, j);
-  Tensor idx_t = Tensor::from_vector_i(idx, {S, S});
-  Tensor zero_row = Tensor::zeros({1, H});
+  Tensor idx_t = on(Tensor::from_vector_i(idx, {S, S}), dev);
+  Tensor zero_row = zeros({1, H}, DType::f32, dev);
 
   for (size_t l = 0; l < layers.size(); ++l) {
     std::vector<Tensor> parts{token_rel_pos_table_list[l]->weight};
@@ -361,12 +369,13 @@ Tensor OfaDecoder::forward(const EncoderOut& enc, const Tensor& prev_tokens, Dec
   MM_CHECK(Tk <= kMaxTextPositions, "OFA decoder: target of ", Tk, " tokens is longer than the position table (",
            kMaxTextPositions, " positions)");
 
+  const Device dev = embed_tokens.weight.device();
   const Tensor table = token_table(embed_tokens, value_embed);  // [V, d]
-  Tensor x = layernorm_embedding.forward(embedding(table, prev_tokens));
+  Tensor x = layernorm_embedding.forward(embedding(table, on(prev_tokens, dev)));
   if (training() && drop_) x = dropout(x, cfg.dropout, *drop_, true);
 
   const double scaling = 1.0 / std::sqrt(double(cfg.d_model / H) * cfg.attn_scale_factor);
-  Tensor all_pos = unsqueeze(pos_ln.forward(embed_positions.forward(range_ids(0, Tk))), 0);  // [1, Tk, d]
+  Tensor all_pos = unsqueeze(pos_ln.forward(embed_positions.forward(on(range_ids(0, Tk), dev))), 0);  // [1, Tk, d]
   Tensor q_pos = p0 ? narrow(all_pos, 1, p0, Tt) : all_pos;
   Tensor self_abs = abs_pos_bias(self_pos_q_linear, self_pos_k_linear, q_pos, all_pos, H, scaling);
   Tensor cross_abs = abs_pos_bias(cross_pos_q_linear, cross_pos_k_linear, q_pos, enc.pos_embed, H, scaling);
@@ -374,7 +383,7 @@ Tensor OfaDecoder::forward(const EncoderOut& enc, const Tensor& prev_tokens, Dec
   std::vector<int64_t> idx(size_t(Tt * Tk));
   for (int64_t i = 0; i < Tt; ++i)
     for (int64_t j = 0; j < Tk; ++j) idx[size_t(i * Tk + j)] = token_rel_bucket(p0 + i, j);
-  Tensor idx_t = Tensor::from_vector_i(idx, {Tt, Tk});
+  Tensor idx_t = on(Tensor::from_vector_i(idx, {Tt, Tk}), dev);
 
   if (cache && cache->self_attn.size() != layers.size()) {
     MM_CHECK(cache->steps == 0, "OFA decoder: the cache has ", cache->self_attn.size(), " layers, the model ",
@@ -438,7 +447,7 @@ Tensor ContinuousValueEmbed::table(const Tensor& w) const {
   MM_CHECK(end <= V, "continuous_embed: range [", begin, ", ", end, ") outside the token table of ", V, " rows");
   std::vector<Tensor> parts;
   if (begin > 0) parts.push_back(narrow(w, 0, 0, begin));
-  parts.push_back(add(narrow(w, 0, begin, bins), linear(features, weight, bias)));
+  parts.push_back(add(narrow(w, 0, begin, bins), linear(mm::to(features, w.device()), weight, bias)));
   if (end < V) parts.push_back(narrow(w, 0, end, V - end));
   return parts.size() == 1 ? parts[0] : concat(parts, 0);
 }

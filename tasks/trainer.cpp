@@ -13,7 +13,9 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
+#include "models/checkpoint.h"
 #include "ops/backend.h"
+#include "ops/creation.h"
 #include "runtime/safetensors.h"
 
 namespace mm {
@@ -73,7 +75,7 @@ UpdateLog Trainer::update() {
     MicroBatchResult r = task.next_micro_batch();
     MM_CHECK(r.loss.defined() && r.loss.numel() == 1, "trainer: task '", task.name(),
              "' returned a loss of shape ", r.loss.defined() ? cat(r.loss.shape()) : std::string("(undefined)"));
-    const double l = r.loss.item();
+    const double l = to(r.loss, Device::cpu()).item();  // the loss may live on the device
     u.data_seconds += r.data_seconds;
     u.ntokens += r.ntokens;
     if (!std::isfinite(l)) {
@@ -219,8 +221,8 @@ std::string Trainer::save_checkpoint(bool best) {
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
-    save_safetensors((tmp / "model.safetensors").string(), model_.state_dict(), opt_.model_metadata);
-    save_safetensors((tmp / "optimizer.safetensors").string(), optim_->state());
+    save_safetensors((tmp / "model.safetensors").string(), host_tensors(model_.state_dict()), opt_.model_metadata);
+    save_safetensors((tmp / "optimizer.safetensors").string(), host_tensors(optim_->state()));
     write_file_atomic((tmp / "trainer.json").string(), trainer_state().dump(2));
   } catch (...) {
     fs::remove_all(tmp);  // the previous checkpoints stay as they were

@@ -14,6 +14,7 @@
 //   --eval-every N    updates between validations (default: 4 times per run; 0 = at the end)
 //   --device cpu|cuda where to train (cuda needs a build with the CUDA backend and a GPU)
 // Ctrl-C saves a checkpoint and exits; running the same command again resumes from it.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -42,6 +43,27 @@ namespace {
   std::exit(2);
 }
 
+// " | video [8, 8, 3, 64, 64] 8 present, range [-1, 1]" for each medium in the batch: a
+// glance at what the model will see (all padding or all zeros would show here).
+std::string media_summary(const SampleBatch& b) {
+  std::string out;
+  auto add = [&](const char* name, const Tensor& x, const Tensor& present) {
+    if (!x.defined()) return;
+    const std::vector<double> v = x.to_vector();
+    const auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+    int64_t n = x.size(0);
+    if (present.defined()) {
+      n = 0;
+      for (double p : present.to_vector()) n += p != 0.0;
+    }
+    out += cat(" | ", name, " ", x.shape(), " ", n, " present, range [", *lo, ", ", *hi, "]");
+  };
+  add("image", b.images, b.image_present);
+  add("audio", b.audio, Tensor());
+  add("video", b.video, b.video_present);
+  return out;
+}
+
 int check(Experiment& ex) {
   for (TaskData& t : ex.tasks) {
     std::vector<int64_t> rows;
@@ -52,6 +74,8 @@ int check(Experiment& ex) {
                 t.cfg.name.c_str(), (long long)t.train->size(), (long long)(t.valid ? t.valid->size() : 0),
                 (long long)(t.test ? t.test->size() : 0), t.cfg.micro_batch_size, cat(b.encoder.tokens.shape()).c_str(),
                 cat(b.decoder.target.shape()).c_str(), t.answers.empty() ? "" : cat(", ", t.answers.size(), " answers").c_str());
+    const std::string media = media_summary(b);
+    if (!media.empty()) std::printf("  %s\n", media.c_str() + 3);  // without the leading " | "
   }
   std::printf("vocabulary %lld ids (text %d) | model %s, %lld parameters | config OK\n", (long long)ex.vocab.size(),
               int(ex.vocab.range(TokenKind::text).size()), ex.config.model.size.c_str(), (long long)ex.model->num_parameters());
@@ -82,19 +106,23 @@ int run(int argc, char** argv) {
     else usage("more than one config file given");
   }
   if (config.empty()) usage("no config file given");
-  if (Device::parse(device).is_cuda()) {  // parse: a clear error for names that are no device
+  Device dev = Device::parse(device);  // a clear error for names that are no device
+  if (dev.is_cuda()) {
     // The default build runs the CUDA kernels in the CPU emulator (for tests), never for training.
     MM_CHECK(!cuda::emulated(), "--device ", device, ": this binary was built without the GPU backend; build it "
              "with `make CUDA=1` (binaries in build-cuda/)");
-    cuda::select_device(device);  // one line saying why when there is no usable GPU
-    throw Error(cat("--device ", device, ": the GPU is ready, but the trainer does not place the model and its "
-                    "batches on a device yet; train with --device cpu"));
+    dev = cuda::select_device(device);  // one line saying why when there is no usable GPU
   }
 
   dist::Session session;  // MPI when launched by mpirun; a world of one otherwise
   dist::Comm& comm = dist::world();
+  MM_CHECK(dev.is_cpu() || comm.size() == 1, "--device ", device, ": data-parallel training on GPUs (NCCL "
+           "all-reduce in the trainer) is not wired in yet; run one process per GPU job");
   auto ex = Experiment::from_config(config, sets);
   if (do_check) return check(*ex);
+  // Parameters move before the trainer builds its optimizer; batches stay on the host
+  // and the model moves each input to its device (models/ofa.cpp).
+  ex->model->to(dev);
 
   if (save_dir.empty()) save_dir = (fs::path("runs") / fs::path(config).stem()).string();
   auto tasks = make_train_tasks(*ex, comm.rank(), comm.size());
