@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "ops/creation.h"
+#include "runtime/blas.h"
 #include "runtime/parallel.h"
 #include "runtime/philox.h"
 #include "runtime/safetensors.h"
@@ -257,6 +258,14 @@ TEST_CASE("atomic writes: a write that fails midway (disk full) leaves the previ
   std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   CHECK(s == "first version");
   CHECK(access((path + ".tmp." + std::to_string(getpid())).c_str(), F_OK) != 0);  // temp removed
+}
+
+TEST_CASE("BLAS: the test binary runs OpenBLAS's kernels for this CPU, not the SSE3 fallback") {
+  // tests/main.cpp called ensure_blas_kernels(argv) before any test (runtime/blas.h).
+  __builtin_cpu_init();
+  const std::string k = blas_kernels();
+  MESSAGE("OpenBLAS kernels: ", k);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) CHECK(k != "Prescott");
 }
 
 }  // TEST_SUITE
