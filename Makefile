@@ -20,7 +20,9 @@ CXX       ?= g++
 CXXFLAGS  ?= $(OPT) -march=$(ARCH) -g1
 CXXFLAGS  += -std=c++20 -fopenmp-simd -fno-trapping-math -Wall -Wextra -Werror -fPIC -pthread -I. -MMD -MP
 CPPFLAGS  += -I/usr/include/x86_64-linux-gnu/openblas-pthread
-LDLIBS    += -lyaml-cpp -lsentencepiece -lsentencepiece_train -lavformat -lavcodec -lswresample -lswscale -lavutil \
+# --as-needed: a binary depends only on the libraries it uses (build-cuda/bench_models and
+# gpu_tests run on a GPU machine that has none of the media, YAML or MPI libraries).
+LDLIBS    += -Wl,--as-needed -lyaml-cpp -lsentencepiece -lsentencepiece_train -lavformat -lavcodec -lswresample -lswscale -lavutil \
              -lopenblas -pthread -lm
 
 # MPI (OpenMPI) when its C bindings are installed: runtime/dist then talks MPI; without it
@@ -132,6 +134,16 @@ $(BUILD)/cuda/%.o: %.cu
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 cuda: $(CU_GPU_OBJS)
 	@echo "nvcc built $(words $(CU_GPU_OBJS)) kernel sources for $(CUDA_ARCH)"
+
+# The device suites alone (tests/test_cuda_*.cpp but the emulator's own): a binary to copy
+# to a GPU machine that lacks our CPU-side libraries (media, YAML, MPI); it needs the CUDA
+# libraries and libopenblas there. See docs/cuda.md.
+#   make CUDA=1 MPI=0 NCCL=0 CUDA_ARCH=sm_90 gpu-tests    ->  build-cuda/gpu_tests
+GPU_TEST_SRCS := tests/main.cpp $(filter-out tests/test_cuda_emu.cpp,$(wildcard tests/test_cuda_*.cpp))
+.PHONY: gpu-tests
+gpu-tests: $(BUILD)/gpu_tests
+$(BUILD)/gpu_tests: $(GPU_TEST_SRCS:%.cpp=$(BUILD)/obj/%.o) $(LIB)
+	$(CXX) $(CXXFLAGS) $(filter %.o,$^) $(LIB) $(LDLIBS) -o $@
 
 # Kernel study (cuda/study/*.cu, docs/cuda.md): numbered versions of one kernel per file.
 #   make study       g++ against the emulator (build/study/NAME), each run: checks at small

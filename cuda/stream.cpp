@@ -36,6 +36,9 @@ bool Event::ready() const {
   return true;
 }
 float Event::elapsed_ms(const Event& start) const {
+  // Waits for this (the later) event first: cudaEventElapsedTime on a GPU answers
+  // cudaErrorNotReady while it is pending (the emulator never did; the H200 did).
+  synchronize();
   float ms = 0;
   MM_CUDA_CHECK(cudaEventElapsedTime(&ms, start.e_, e_), "timing between two CUDA events");
   return ms;

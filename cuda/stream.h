@@ -56,7 +56,8 @@ class Event {
   void record(cudaStream_t s);
   void synchronize() const;
   bool ready() const;  // every recorded piece of work is done
-  // Milliseconds from `start` to this event (both recorded, both with timing).
+  // Milliseconds from `start` to this event (both recorded, both with timing); waits for
+  // this event to complete.
   float elapsed_ms(const Event& start) const;
   cudaEvent_t handle() const { return e_; }
 

@@ -1,4 +1,5 @@
-// build/bench_models [ofa|gpt2|all] [--steps N]: whole training steps of the models.
+// build/bench_models [ofa|gpt2|all] [--steps N] [--size S] [--device D]: whole training
+// steps of the models.
 //
 //   ofa   OFA-tiny: B=8, 128x128 images (64 patches), source text 32, target 16,
 //         vocab 59457, label smoothing 0.1, AdamW, dropout 0 (as the PyTorch reference)
@@ -9,6 +10,10 @@
 // of --steps timed steps (default 3) after one warm-up step. Memory: the tensor
 // allocator's peak during a step, and the process's peak resident set (VmHWM).
 // The PyTorch side of the comparison is tools/ref/bench_torch.py.
+//   --size S     the OFA preset (default tiny; base is the OFA paper's 180M model)
+//   --device D   cpu (default) or cuda[:N] for the OFA bench (a CUDA=1 build and a GPU;
+//                f32, our kernels and cuBLAS): the phases are timed after synchronising
+//                the device, and memory is the device allocator's peak
 #include <cblas.h>
 
 #include <algorithm>
@@ -26,6 +31,8 @@
 #include "models/loss.h"
 #include "models/ofa.h"
 #include "ops/creation.h"
+#include "cuda/cuda_backend.h"
+#include "cuda/stream.h"
 #include "runtime/allocator.h"
 #include "runtime/blas.h"
 #include "runtime/parallel.h"
@@ -70,22 +77,33 @@ struct Split {
   double loss;
 };
 
+Device g_device = Device::cpu();
+
+// Phases on a GPU run asynchronously: wait for them before reading the clock.
+void sync() {
+  if (g_device.is_cuda()) cuda::synchronize();
+}
+
 // Times `steps` training steps after one warm-up; fn_forward returns the loss to backprop.
 Split time_steps(int steps, const std::function<Tensor()>& forward, Optimizer& opt) {
   std::vector<double> f, b, o, t;
   double loss = 0;
   for (int s = 0; s <= steps; ++s) {
     if (s == 1) cpu_allocator().reset_peak();
+    sync();
     auto t0 = Clock::now();
     Tensor l = forward();
+    sync();
     const double tf = seconds_since(t0);
-    loss = l.item();
+    loss = to(l, Device::cpu()).item();
     auto t1 = Clock::now();
     autograd::backward(l);
+    sync();
     const double tb = seconds_since(t1);
     auto t2 = Clock::now();
     opt.step();
     opt.zero_grad();
+    sync();
     const double to = seconds_since(t2);
     if (s == 0) continue;  // warm-up: allocator caches, thread pool, page faults
     f.push_back(tf);
@@ -102,14 +120,18 @@ void report(const char* name, const Split& s, double gflop, double sgemm) {
   if (gflop > 0)
     std::printf("%-10s %.1f GFLOP/step -> %.1f GFLOP/s = %.0f%% of sgemm %.1f GFLOP/s\n", name, gflop, gflop / s.total,
                 100.0 * gflop / s.total / sgemm, sgemm);
-  std::printf("%-10s peak tensor memory %.0f MB, process peak RSS %.0f MB\n", name,
-              double(cpu_allocator().stats().peak_allocated) / 1e6, peak_rss_mb());
+  if (g_device.is_cuda())
+    std::printf("%-10s on %s\n", name, g_device.str().c_str());
+  else
+    std::printf("%-10s peak tensor memory %.0f MB, process peak RSS %.0f MB\n", name,
+                double(cpu_allocator().stats().peak_allocated) / 1e6, peak_rss_mb());
 }
 
-void bench_ofa(int steps) {
-  OfaConfig c = OfaConfig::preset("tiny");
+void bench_ofa(int steps, const std::string& size) {
+  OfaConfig c = OfaConfig::preset(size);
   c.dropout = 0.0;
   OfaModel m(c);
+  m.to(g_device);  // before the optimizer: its state is made where the parameters are
   m.train();
   Generator g(1);
   const int64_t B = 8, Ts = 32, Tt = 16, V = c.vocab_size;
@@ -132,9 +154,9 @@ void bench_ofa(int steps) {
     LossResult r = sequence_loss(m.forward(in), target, Tensor(), lo);
     return r.loss;
   }, opt);
-  std::printf("OFA-tiny: %.1fM parameters, B=8, 128x128 images (64 patches), text 32 -> 16, V=%lld\n",
+  std::printf("OFA-%s: %.1fM parameters, B=8, 128x128 images, text 32 -> 16, V=%lld\n", size.c_str(),
               double(m.num_parameters()) / 1e6, (long long)V);
-  report("ofa-tiny", s, 0, 0);
+  report(("ofa-" + size).c_str(), s, 0, 0);
 }
 
 void bench_gpt2(int steps, double sgemm) {
@@ -159,16 +181,25 @@ void bench_gpt2(int steps, double sgemm) {
 
 int main(int argc, char** argv) {
   mm::ensure_blas_kernels(argv);
-  std::string which = "all";
+  std::string which = "all", size = "tiny", device = "cpu";
   int steps = 3;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--steps" && i + 1 < argc) steps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--size" && i + 1 < argc) size = argv[++i];
+    else if (a == "--device" && i + 1 < argc) device = argv[++i];
     else which = a;
   }
   try {
+    g_device = Device::parse(device);
+    if (g_device.is_cuda()) {
+      if (which == "all") which = "ofa";  // the Gato model does not move to a device yet
+      MM_CHECK(which == "ofa", "--device ", device, ": only the OFA bench runs on a device");
+      MM_CHECK(!cuda::emulated(), "--device ", device, ": build with `make CUDA=1` (build-cuda/bench_models)");
+      g_device = cuda::select_device(device);
+    }
     std::printf("threads: %d\n", num_threads());
-    if (which == "ofa" || which == "all") bench_ofa(steps);
+    if (which == "ofa" || which == "all") bench_ofa(steps, size);
     cpu_allocator().empty_cache();  // give OFA's cached blocks back before GPT-2 (RSS is a high-water mark)
     if (which == "gpt2" || which == "all") {
       const double sgemm = sgemm_gflops();
