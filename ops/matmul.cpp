@@ -1,6 +1,7 @@
 #include "ops/matmul.h"
 
 #include "autograd/node.h"
+#include "ops/autocast.h"
 #include "ops/creation.h"
 #include "ops/op_util.h"
 #include "ops/reduce.h"
@@ -72,6 +73,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   check_defined("matmul", b, "b");
   check_same_device("matmul", a, b);
   check_same_dtype("matmul", a, b);
+  if (autocast_applies(a)) {  // ops/autocast.h: bf16 operands, f32 result
+    const DType lo = autocast_dtype();
+    return cast(matmul(cast(a, lo), cast(b, lo)), DType::f32);
+  }
   check_floating("matmul", a);
   MM_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul: expected tensors of at least 2 dimensions, got ",
            a.shape(), " and ", b.shape());
@@ -122,6 +127,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   check_same_dtype("linear", x, w);
   check_floating("linear", x);
   MM_CHECK(w.dim() == 2, "linear: weight must be [OUT, IN], got ", w.shape());
+  if (autocast_applies(x)) {  // ops/autocast.h: bf16 operands, f32 result
+    const DType lo = autocast_dtype();
+    return cast(linear(cast(x, lo), cast(w, lo), b.defined() ? cast(b, lo) : b), DType::f32);
+  }
   MM_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "linear: input ", x.shape(),
            " does not end in IN = ", w.size(1), " of weight ", w.shape());
   const int64_t IN = w.size(1), OUT = w.size(0);

@@ -14,6 +14,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "models/checkpoint.h"
+#include "ops/autocast.h"
 #include "ops/backend.h"
 #include "ops/creation.h"
 #include "runtime/safetensors.h"
@@ -72,7 +73,11 @@ UpdateLog Trainer::update() {
   std::string bad_task;
   for (int ti : scheduler_->next_step()) {
     TrainTask& task = *tasks_[size_t(ti)];
-    MicroBatchResult r = task.next_micro_batch();
+    MicroBatchResult r;
+    {
+      AutocastGuard amp(opt_.autocast);  // the forward only: backward replays the graph's casts
+      r = task.next_micro_batch();
+    }
     MM_CHECK(r.loss.defined() && r.loss.numel() == 1, "trainer: task '", task.name(),
              "' returned a loss of shape ", r.loss.defined() ? cat(r.loss.shape()) : std::string("(undefined)"));
     const double l = to(r.loss, Device::cpu()).item();  // the loss may live on the device

@@ -72,6 +72,7 @@ struct TrainOptions {
   std::string metrics_log;           // JSONL file, one record per logged update ("" = none)
   bool is_main = true;               // only the main rank prints and writes files
   std::map<std::string, std::string> model_metadata;  // stored in model.safetensors
+  DType autocast = DType::f32;       // bf16: forward passes under AutocastGuard (ops/autocast.h)
 };
 
 // Hooks through which a distributed run joins the loop (runtime/dist provides them).

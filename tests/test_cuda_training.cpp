@@ -13,7 +13,10 @@
 #include "models/loss.h"
 #include "models/ofa.h"
 #include "models/ofa_step_decoder.h"
+#include "ops/autocast.h"
 #include "ops/creation.h"
+#include "ops/matmul.h"
+#include "ops/shape.h"
 #include "runtime/safetensors.h"
 #include "tasks/trainer.h"
 #include "test_util.h"
@@ -139,6 +142,51 @@ TEST_CASE("cuda: the trainer trains a micro OFA on cuda:0 as on the CPU; checkpo
     CHECK(beams[1][b][0].score == doctest::Approx(beams[0][b][0].score).epsilon(1e-4));
   }
   fs::remove_all(dir);
+}
+
+TEST_CASE("cuda: bf16 autocast: products in bf16, weights in f32, training tracks f32") {
+  CudaDevice cuda_device;
+  const Device d = Device::cuda(0);
+  {  // the op: bf16 operands, an f32 result within bf16 rounding; CPU tensors untouched
+    Generator g(3);
+    const Tensor x = randn({5, 48}, g), w = randn({24, 48}, g), b = randn({24}, g);
+    const Tensor ref = linear(to(x, d), to(w, d), to(b, d));
+    AutocastGuard amp(DType::bf16);
+    const Tensor y = linear(to(x, d), to(w, d), to(b, d));
+    CHECK(y.dtype() == DType::f32);
+    CHECK(y.device() == d);
+    check_close(to(y, Device::cpu()), to(ref, Device::cpu()), 0.15, 2e-2, "bf16 linear");
+    CHECK(to(y, Device::cpu()).to_vector() != to(ref, Device::cpu()).to_vector());  // it did run in bf16
+    CHECK(matmul(x, transpose(w, 0, 1)).to_vector() == matmul(x, transpose(w, 0, 1)).to_vector());
+    CHECK(linear(x, w, b).dtype() == DType::f32);
+  }
+  OfaConfig c = OfaConfig::preset("micro");
+  c.vocab_size = 64;
+  c.dropout = 0.0;
+  std::vector<std::vector<double>> losses(2);
+  for (int k = 0; k < 2; ++k) {
+    OfaModel m(c);
+    m.to(k == 0 ? Device::cpu() : d);
+    FixedBatchTask task(m);
+    TrainOptions o;
+    o.max_updates = 3;
+    o.log_every = 0;
+    o.schedule.peak = 1e-3;
+    o.schedule.total = 3;
+    if (k == 1) o.autocast = DType::bf16;
+    Trainer trainer(m, {&task}, o, AdamWOptions{}, 0.01, &m.dropout_generator());
+    for (int step = 0; step < 3; ++step) {
+      UpdateLog u = trainer.update();
+      REQUIRE_FALSE(u.skipped);
+      losses[size_t(k)].push_back(u.task_loss.at("fixed"));
+    }
+    for (auto& [name, p] : m.named_parameters()) CHECK_MESSAGE(p.dtype() == DType::f32, name);
+  }
+  MESSAGE("losses f32 cpu ", losses[0][0], " ", losses[0][1], " ", losses[0][2], " | bf16 autocast cuda:0 ",
+          losses[1][0], " ", losses[1][1], " ", losses[1][2]);
+  CHECK(losses[1][2] < losses[1][0]);
+  for (size_t i = 0; i < 3; ++i) CHECK(losses[1][i] == doctest::Approx(losses[0][i]).epsilon(2e-2));
+  CHECK(losses[1][0] != losses[0][0]);
 }
 
 }  // TEST_SUITE

@@ -13,7 +13,8 @@
 //   --size S     the OFA preset (default tiny; base is the OFA paper's 180M model)
 //   --device D   cpu (default) or cuda[:N] for the OFA bench (a CUDA=1 build and a GPU;
 //                f32, our kernels and cuBLAS): the phases are timed after synchronising
-//                the device, and memory is the device allocator's peak
+//                the device
+//   --bf16       with --device cuda: the forward under AutocastGuard(bf16) (ops/autocast.h)
 #include <cblas.h>
 
 #include <algorithm>
@@ -30,6 +31,7 @@
 #include "models/gato.h"
 #include "models/loss.h"
 #include "models/ofa.h"
+#include "ops/autocast.h"
 #include "ops/creation.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/stream.h"
@@ -78,6 +80,7 @@ struct Split {
 };
 
 Device g_device = Device::cpu();
+bool g_bf16 = false;
 
 // Phases on a GPU run asynchronously: wait for them before reading the clock.
 void sync() {
@@ -92,7 +95,11 @@ Split time_steps(int steps, const std::function<Tensor()>& forward, Optimizer& o
     if (s == 1) cpu_allocator().reset_peak();
     sync();
     auto t0 = Clock::now();
-    Tensor l = forward();
+    Tensor l;
+    {
+      AutocastGuard amp(g_bf16 ? DType::bf16 : DType::f32);
+      l = forward();
+    }
     sync();
     const double tf = seconds_since(t0);
     loss = to(l, Device::cpu()).item();
@@ -154,8 +161,8 @@ void bench_ofa(int steps, const std::string& size) {
     LossResult r = sequence_loss(m.forward(in), target, Tensor(), lo);
     return r.loss;
   }, opt);
-  std::printf("OFA-%s: %.1fM parameters, B=8, 128x128 images, text 32 -> 16, V=%lld\n", size.c_str(),
-              double(m.num_parameters()) / 1e6, (long long)V);
+  std::printf("OFA-%s: %.1fM parameters, B=8, 128x128 images, text 32 -> 16, V=%lld%s\n", size.c_str(),
+              double(m.num_parameters()) / 1e6, (long long)V, g_bf16 ? ", bf16 autocast" : "");
   report(("ofa-" + size).c_str(), s, 0, 0);
 }
 
@@ -188,6 +195,7 @@ int main(int argc, char** argv) {
     if (a == "--steps" && i + 1 < argc) steps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--size" && i + 1 < argc) size = argv[++i];
     else if (a == "--device" && i + 1 < argc) device = argv[++i];
+    else if (a == "--bf16") g_bf16 = true;
     else which = a;
   }
   try {
@@ -198,6 +206,7 @@ int main(int argc, char** argv) {
       MM_CHECK(!cuda::emulated(), "--device ", device, ": build with `make CUDA=1` (build-cuda/bench_models)");
       g_device = cuda::select_device(device);
     }
+    MM_CHECK(!g_bf16 || g_device.is_cuda(), "--bf16: autocast runs on a GPU (--device cuda)");
     std::printf("threads: %d\n", num_threads());
     if (which == "ofa" || which == "all") bench_ofa(steps, size);
     cpu_allocator().empty_cache();  // give OFA's cached blocks back before GPT-2 (RSS is a high-water mark)
