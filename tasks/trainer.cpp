@@ -59,6 +59,7 @@ Trainer::Trainer(Module& model, std::vector<TrainTask*> tasks, const TrainOption
   std::vector<TaskStats> stats;
   for (TrainTask* t : tasks_) stats.push_back({t->name(), t->num_examples(), t->ratio()});
   scheduler_ = make_scheduler(opt_.scheduler, stats);
+  if (opt_.autocast == DType::f16) scaler_ = std::make_unique<LossScaler>(opt_.loss_scaler);
 }
 
 UpdateLog Trainer::update() {
@@ -92,7 +93,7 @@ UpdateLog Trainer::update() {
     acc.first += l;
     acc.second += r.sample_size;
     sample_size += r.sample_size;
-    autograd::backward(r.loss);
+    autograd::backward(scaler_ ? scaler_->scale_loss(r.loss) : r.loss);  // f16: S times the loss
   }
   if (hooks_.all_reduce_max && hooks_.all_reduce_max(bad ? 1.0 : 0.0) > 0 && !bad) {
     bad = true;
@@ -113,10 +114,21 @@ UpdateLog Trainer::update() {
         p.impl()->grad = scaled.impl_ptr();
       }
     }
-    u.grad_norm = opt_.clip_norm > 0 ? clip_grad_norm(params_, opt_.clip_norm) : grad_norm(params_);
-    if (!std::isfinite(u.grad_norm)) {
-      bad = true;
-      bad_task = "(gradient norm)";
+    if (scaler_) {
+      u.loss_scale = scaler_->scale();
+      // An f16 overflow at this scale is expected now and then: no step, the scale halves
+      // (LossScaler::step), and it does not count towards max_bad_updates.
+      if (!scaler_->unscale(params_)) {
+        scaler_->step(*optim_, params_);
+        u.skipped = true;
+      }
+    }
+    if (!u.skipped) {
+      u.grad_norm = opt_.clip_norm > 0 ? clip_grad_norm(params_, opt_.clip_norm) : grad_norm(params_);
+      if (!std::isfinite(u.grad_norm)) {
+        bad = true;
+        bad_task = "(gradient norm)";
+      }
     }
   }
   if (bad) {
@@ -129,10 +141,13 @@ UpdateLog Trainer::update() {
     MM_CHECK(bad_in_a_row_ < opt_.max_bad_updates, "training stopped: ", bad_in_a_row_,
              " updates in a row had a non-finite loss or gradient (last: task ", bad_task, ", update ", update_,
              "); lower the learning rate or check the data");
+  } else if (u.skipped) {
+    optim_->zero_grad();  // f16 overflow, handled above
   } else {
     bad_in_a_row_ = 0;
     optim_->set_lr(u.lr);
-    optim_->step();
+    if (scaler_) scaler_->step(*optim_, params_);  // gradients already unscaled and finite
+    else optim_->step();
     optim_->zero_grad();
   }
   for (auto& [name, ls] : per_task) u.task_loss[name] = ls.second > 0 ? ls.first / ls.second : 0.0;
@@ -178,6 +193,7 @@ void Trainer::log(const UpdateLog& u) {
   nlohmann::json j = {{"update", u.update + 1}, {"lr", u.lr},         {"grad_norm", u.grad_norm},
                       {"seconds", u.seconds},   {"data_seconds", u.data_seconds}, {"ntokens", u.ntokens},
                       {"skipped", u.skipped},   {"loss", u.task_loss}};
+  if (u.loss_scale > 0) j["loss_scale"] = u.loss_scale;
   std::ofstream f(opt_.metrics_log, std::ios::app);
   MM_CHECK(f, "cannot append to the metrics log '", opt_.metrics_log, "'");
   f << j.dump() << "\n";
@@ -213,6 +229,7 @@ nlohmann::json Trainer::trainer_state() const {
                       {"scheduler", scheduler_->save_state()},
                       {"tasks", tasks}};
   if (model_rng_) j["model_rng"] = {model_rng_->seed(), model_rng_->offset()};
+  if (scaler_) j["loss_scaler"] = scaler_->state();
   return j;
 }
 
@@ -288,6 +305,7 @@ bool Trainer::resume(const std::string& checkpoint_dir) {
              "' (a checkpoint of another task list?)");
     t->load_state(j.at("tasks").at(t->name()));
   }
+  if (scaler_ && j.contains("loss_scaler")) scaler_->load_state(j["loss_scaler"].get<std::map<std::string, double>>());
   if (model_rng_ && j.contains("model_rng"))
     model_rng_->set_state(j["model_rng"][0].get<uint64_t>(), j["model_rng"][1].get<uint64_t>());
   return true;

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/loss_scaler.h"
 #include "autograd/module.h"
 #include "autograd/optim.h"
 #include "runtime/philox.h"
@@ -72,7 +73,9 @@ struct TrainOptions {
   std::string metrics_log;           // JSONL file, one record per logged update ("" = none)
   bool is_main = true;               // only the main rank prints and writes files
   std::map<std::string, std::string> model_metadata;  // stored in model.safetensors
-  DType autocast = DType::f32;       // bf16: forward passes under AutocastGuard (ops/autocast.h)
+  DType autocast = DType::f32;       // bf16 / f16: forwards under AutocastGuard (ops/autocast.h);
+                                     // f16 also scales the loss (autograd/loss_scaler.h)
+  LossScalerOptions loss_scaler;     // with autocast f16
 };
 
 // Hooks through which a distributed run joins the loop (runtime/dist provides them).
@@ -92,6 +95,7 @@ struct UpdateLog {
   double lr = 0, grad_norm = 0, seconds = 0, data_seconds = 0;
   int64_t ntokens = 0;
   bool skipped = false;                    // non-finite loss or gradient: no step taken
+  double loss_scale = 0;                   // f16: the scale this update used (0: none)
   std::map<std::string, double> task_loss;  // per task: loss sum / sample size this update
 };
 
@@ -129,6 +133,7 @@ class Trainer {
   Generator* model_rng_;
   TrainHooks hooks_;
   std::unique_ptr<AdamW> optim_;
+  std::unique_ptr<LossScaler> scaler_;  // autocast f16 only
   std::unique_ptr<TaskScheduler> scheduler_;
   std::vector<Tensor> params_;
   int64_t update_ = 0;

@@ -189,4 +189,43 @@ TEST_CASE("cuda: bf16 autocast: products in bf16, weights in f32, training track
   CHECK(losses[1][0] != losses[0][0]);
 }
 
+TEST_CASE("cuda: f16 autocast with dynamic loss scaling: an overflow skips the update and backs off the scale") {
+  CudaDevice cuda_device;
+  OfaConfig c = OfaConfig::preset("micro");
+  c.vocab_size = 64;
+  c.dropout = 0.0;
+  OfaModel m(c);
+  m.to(Device::cuda(0));
+  FixedBatchTask task(m);
+  TrainOptions o;
+  o.max_updates = 4;
+  o.log_every = 0;
+  o.schedule.peak = 1e-3;
+  o.schedule.total = 4;
+  o.autocast = DType::f16;
+  o.loss_scaler.init_scale = 1e30;  // every f16 gradient overflows at this scale
+  o.loss_scaler.backoff_factor = 1e-27;  // ... and fits after one backoff (1e3)
+  Trainer trainer(m, {&task}, o, AdamWOptions{}, 0.01, &m.dropout_generator());
+  const std::map<std::string, Tensor> before = [&] {
+    std::map<std::string, Tensor> s;
+    for (auto& [n, t] : m.state_dict()) s[n] = to(t, Device::cpu()).detach();
+    return s;
+  }();
+  UpdateLog u0 = trainer.update();
+  CHECK(u0.skipped);
+  CHECK(u0.loss_scale == doctest::Approx(1e30));
+  for (auto& [n, t] : m.named_parameters())  // no step was taken
+    CHECK_MESSAGE(to(t, Device::cpu()).to_vector() == before.at(n).to_vector(), n);
+  std::vector<double> losses{u0.task_loss.at("fixed")};
+  for (int step = 1; step < 4; ++step) {
+    UpdateLog u = trainer.update();
+    CHECK_FALSE(u.skipped);
+    CHECK(u.loss_scale == doctest::Approx(1e3));
+    losses.push_back(u.task_loss.at("fixed"));
+  }
+  MESSAGE("f16 losses ", losses[0], " ", losses[1], " ", losses[2], " ", losses[3]);
+  CHECK(losses[3] < losses[1]);
+  for (auto& [n, t] : m.named_parameters()) CHECK_MESSAGE(t.dtype() == DType::f32, n);
+}
+
 }  // TEST_SUITE

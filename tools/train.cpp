@@ -14,6 +14,7 @@
 //   --eval-every N    updates between validations (default: 4 times per run; 0 = at the end)
 //   --device cpu|cuda where to train (cuda needs a build with the CUDA backend and a GPU)
 //   --bf16            with --device cuda: bf16 matrix products, f32 weights (ops/autocast.h)
+//   --fp16            the same in f16, with dynamic loss scaling (autograd/loss_scaler.h)
 // Ctrl-C saves a checkpoint and exits; running the same command again resumes from it.
 #include <algorithm>
 #include <chrono>
@@ -39,7 +40,7 @@ namespace {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "%s\nusage: build/train CONFIG.yaml [--set KEY=VALUE ...] [--save-dir DIR] [--no-resume] "
-               "[--check] [--eval-examples N] [--device cpu|cuda] [--bf16]\n",
+               "[--check] [--eval-examples N] [--device cpu|cuda] [--bf16|--fp16]\n",
                why);
   std::exit(2);
 }
@@ -86,7 +87,8 @@ int check(Experiment& ex) {
 int run(int argc, char** argv) {
   std::string config, save_dir, device = "cpu";
   std::vector<std::string> sets;
-  bool do_check = false, resume = true, bf16 = false;
+  bool do_check = false, resume = true;
+  DType half = DType::f32;  // autocast: f32 = off
   int64_t eval_examples = 100, eval_every = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -101,7 +103,8 @@ int run(int argc, char** argv) {
     else if (a == "--eval-examples") eval_examples = std::stoll(next());
     else if (a == "--eval-every") eval_every = std::stoll(next());
     else if (a == "--device") device = next();
-    else if (a == "--bf16") bf16 = true;
+    else if (a == "--bf16") half = DType::bf16;
+    else if (a == "--fp16") half = DType::f16;
     else if (a == "-h" || a == "--help") usage("build/train: train a model on the tasks of a config");
     else if (!a.empty() && a[0] == '-') usage(("unknown option " + a).c_str());
     else if (config.empty()) config = a;
@@ -118,7 +121,8 @@ int run(int argc, char** argv) {
 
   dist::Session session;  // MPI when launched by mpirun; a world of one otherwise
   dist::Comm& comm = dist::world();
-  MM_CHECK(!bf16 || dev.is_cuda(), "--bf16: autocast runs on a GPU (--device cuda); the CPU trains in f32");
+  MM_CHECK(half == DType::f32 || dev.is_cuda(), "--bf16 / --fp16: autocast runs on a GPU (--device cuda); the "
+           "CPU trains in f32");
   MM_CHECK(dev.is_cpu() || comm.size() == 1, "--device ", device, ": data-parallel training on GPUs (NCCL "
            "all-reduce in the trainer) is not wired in yet; run one process per GPU job");
   auto ex = Experiment::from_config(config, sets);
@@ -134,7 +138,7 @@ int run(int argc, char** argv) {
 
   TrainOptions opt = ex->train_options(save_dir);
   opt.is_main = comm.is_main();
-  if (bf16) opt.autocast = DType::bf16;
+  opt.autocast = half;
   opt.metrics_log = (fs::path(save_dir) / "metrics.jsonl").string();
   opt.log_every = std::clamp<int64_t>(opt.max_updates / 50, 1, 10);
   opt.eval_every = eval_every >= 0 ? eval_every : std::max<int64_t>(opt.max_updates / 4, 1);
