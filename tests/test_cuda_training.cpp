@@ -57,15 +57,31 @@ struct FixedBatchTask : TrainTask {
   void load_state(const nlohmann::json&) override {}
 };
 
+// The micro OFA over a 64-token vocabulary.
+OfaConfig micro_config(double dropout) {
+  OfaConfig c = OfaConfig::preset("micro");
+  c.vocab_size = 64;
+  c.dropout = dropout;
+  return c;
+}
+
+// A short run: `updates` updates, lr 1e-3 decaying over them, no progress lines.
+TrainOptions short_run(int64_t updates) {
+  TrainOptions o;
+  o.max_updates = updates;
+  o.log_every = 0;
+  o.schedule.peak = 1e-3;
+  o.schedule.total = updates;
+  return o;
+}
+
 }  // namespace
 
 TEST_SUITE("cuda") {
 
 TEST_CASE("cuda: the trainer trains a micro OFA on cuda:0 as on the CPU; checkpoints come back to the host") {
   CudaDevice cuda_device;
-  OfaConfig c = OfaConfig::preset("micro");
-  c.vocab_size = 64;
-  c.dropout = 0.1;  // Philox masks: the same on both devices
+  OfaConfig c = micro_config(0.1);  // Philox dropout masks: the same on both devices
   c.continuous_begin = 40;  // and the value embedding, tokens 40..47
   c.continuous_bins = 8;
   const std::string dir = "/tmp/mm_test_cuda_training";
@@ -92,11 +108,7 @@ TEST_CASE("cuda: the trainer trains a micro OFA on cuda:0 as on the CPU; checkpo
         if (p.grad().defined()) first_grads[size_t(k)][name] = to(p.grad(), Device::cpu());
       m.zero_grad();
     }
-    TrainOptions o;
-    o.max_updates = 3;
-    o.log_every = 0;
-    o.schedule.peak = 1e-3;
-    o.schedule.total = 3;
+    TrainOptions o = short_run(3);
     o.save_dir = k == 1 ? dir : "";
     Trainer trainer(m, {&task}, o, AdamWOptions{}, 0.01, &m.dropout_generator());
     for (int step = 0; step < 3; ++step) {
@@ -160,19 +172,13 @@ TEST_CASE("cuda: bf16 autocast: products in bf16, weights in f32, training track
     CHECK(matmul(x, transpose(w, 0, 1)).to_vector() == matmul(x, transpose(w, 0, 1)).to_vector());
     CHECK(linear(x, w, b).dtype() == DType::f32);
   }
-  OfaConfig c = OfaConfig::preset("micro");
-  c.vocab_size = 64;
-  c.dropout = 0.0;
+  const OfaConfig c = micro_config(0.0);
   std::vector<std::vector<double>> losses(2);
   for (int k = 0; k < 2; ++k) {
     OfaModel m(c);
     m.to(k == 0 ? Device::cpu() : d);
     FixedBatchTask task(m);
-    TrainOptions o;
-    o.max_updates = 3;
-    o.log_every = 0;
-    o.schedule.peak = 1e-3;
-    o.schedule.total = 3;
+    TrainOptions o = short_run(3);
     if (k == 1) o.autocast = DType::bf16;
     Trainer trainer(m, {&task}, o, AdamWOptions{}, 0.01, &m.dropout_generator());
     for (int step = 0; step < 3; ++step) {
@@ -191,17 +197,11 @@ TEST_CASE("cuda: bf16 autocast: products in bf16, weights in f32, training track
 
 TEST_CASE("cuda: f16 autocast with dynamic loss scaling: an overflow skips the update and backs off the scale") {
   CudaDevice cuda_device;
-  OfaConfig c = OfaConfig::preset("micro");
-  c.vocab_size = 64;
-  c.dropout = 0.0;
+  const OfaConfig c = micro_config(0.0);
   OfaModel m(c);
   m.to(Device::cuda(0));
   FixedBatchTask task(m);
-  TrainOptions o;
-  o.max_updates = 4;
-  o.log_every = 0;
-  o.schedule.peak = 1e-3;
-  o.schedule.total = 4;
+  TrainOptions o = short_run(4);
   o.autocast = DType::f16;
   o.loss_scaler.init_scale = 1e30;  // every f16 gradient overflows at this scale
   o.loss_scaler.backoff_factor = 1e-27;  // ... and fits after one backoff (1e3)
