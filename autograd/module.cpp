@@ -94,10 +94,8 @@ void Module::to(Device dev) {
 }
 
 Device Module::device() const {
-  if (!params_.empty()) return params_.front().second->device();
-  for (auto& [n, m] : children_)
-    if (!m->named_parameters().empty()) return m->device();
-  return Device::cpu();
+  const auto ps = named_parameters();
+  return ps.empty() ? Device::cpu() : ps.front().second.device();
 }
 
 void Module::zero_grad() {

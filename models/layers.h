@@ -101,6 +101,9 @@ struct KVCache {
 struct DecoderCache {
   std::vector<KVCache> self_attn, cross_attn;
   int64_t steps = 0;
+  // The decoder's token table [V, d] (embedding and tied output projection) when it is
+  // computed (OFA's value embedding): built at the first step, not at every token.
+  Tensor token_table;
   void reorder(const std::vector<int64_t>& rows);
 };
 

@@ -370,7 +370,9 @@ Tensor OfaDecoder::forward(const EncoderOut& enc, const Tensor& prev_tokens, Dec
            kMaxTextPositions, " positions)");
 
   const Device dev = embed_tokens.weight.device();
-  const Tensor table = token_table(embed_tokens, value_embed);  // [V, d]
+  // [V, d]; when decoding step by step, built once per generation (DecoderCache)
+  const Tensor table = cache && cache->token_table.defined() ? cache->token_table : token_table(embed_tokens, value_embed);
+  if (cache) cache->token_table = table;
   Tensor x = layernorm_embedding.forward(embedding(table, on(prev_tokens, dev)));
   if (training() && drop_) x = dropout(x, cfg.dropout, *drop_, true);
 
@@ -447,7 +449,8 @@ Tensor ContinuousValueEmbed::table(const Tensor& w) const {
   MM_CHECK(end <= V, "continuous_embed: range [", begin, ", ", end, ") outside the token table of ", V, " rows");
   std::vector<Tensor> parts;
   if (begin > 0) parts.push_back(narrow(w, 0, 0, begin));
-  parts.push_back(add(narrow(w, 0, begin, bins), linear(mm::to(features, w.device()), weight, bias)));
+  if (features.device() != w.device()) features = mm::to(features, w.device());
+  parts.push_back(add(narrow(w, 0, begin, bins), linear(features, weight, bias)));
   if (end < V) parts.push_back(narrow(w, 0, end, V - end));
   return parts.size() == 1 ? parts[0] : concat(parts, 0);
 }

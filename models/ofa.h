@@ -93,7 +93,8 @@ class ContinuousValueEmbed : public Module {
   Tensor table(const Tensor& w) const;
   int64_t begin, bins;
   Tensor weight, bias;  // [d, F], [d]
-  Tensor features;      // [bins, F] phi(u) per bin, not a parameter
+  mutable Tensor features;  // [bins, F] phi(u) per bin, not a parameter; follows the table's
+                           // device on first use (Module::to moves registered tensors only)
 };
 
 class OfaEncoder : public Module {

@@ -19,6 +19,11 @@ namespace mm {
 
 struct Philox4 { uint32_t x[4]; };
 
+// The round multipliers and the key increments (Weyl sequence) of Philox4x32; also used by
+// the CPU dropout kernel's lane-parallel form (ops/cpu/dropout.cpp).
+constexpr uint32_t kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;
+constexpr uint32_t kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;
+
 MM_HD uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
   uint64_t p = uint64_t(a) * uint64_t(b);
   *hi = uint32_t(p >> 32);
@@ -29,11 +34,11 @@ MM_HD uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
 MM_HD Philox4 philox4x32(Philox4 c, uint32_t k0, uint32_t k1) {
   for (int r = 0; r < 10; ++r) {
     uint32_t hi0, hi1;
-    uint32_t lo0 = mulhilo32(0xD2511F53u, c.x[0], &hi0);
-    uint32_t lo1 = mulhilo32(0xCD9E8D57u, c.x[2], &hi1);
+    uint32_t lo0 = mulhilo32(kPhiloxM0, c.x[0], &hi0);
+    uint32_t lo1 = mulhilo32(kPhiloxM1, c.x[2], &hi1);
     c = Philox4{{hi1 ^ c.x[1] ^ k0, lo1, hi0 ^ c.x[3] ^ k1, lo0}};
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
   }
   return c;
 }

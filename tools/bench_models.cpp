@@ -111,12 +111,12 @@ Split time_steps(int steps, const std::function<Tensor()>& forward, Optimizer& o
     opt.step();
     opt.zero_grad();
     sync();
-    const double to = seconds_since(t2);
+    const double topt = seconds_since(t2);
     if (s == 0) continue;  // warm-up: allocator caches, thread pool, page faults
     f.push_back(tf);
     b.push_back(tb);
-    o.push_back(to);
-    t.push_back(tf + tb + to);
+    o.push_back(topt);
+    t.push_back(tf + tb + topt);
   }
   return {median(f), median(b), median(o), median(t), loss};
 }

@@ -42,15 +42,15 @@ inline void philox_lanes(uint64_t seed, uint64_t offset, uint64_t blk0, uint32_t
   uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
   for (int r = 0; r < 10; ++r) {  // philox4x32's rounds, lane by lane
     _Pragma("omp simd") for (int l = 0; l < kLanes; ++l) {
-      const uint64_t p0 = uint64_t(0xD2511F53u) * c0[l], p1 = uint64_t(0xCD9E8D57u) * c2[l];
+      const uint64_t p0 = uint64_t(kPhiloxM0) * c0[l], p1 = uint64_t(kPhiloxM1) * c2[l];
       const uint32_t n0 = uint32_t(p1 >> 32) ^ c1[l] ^ k0, n2 = uint32_t(p0 >> 32) ^ c3[l] ^ k1;
       c0[l] = n0;
       c1[l] = uint32_t(p1);
       c2[l] = n2;
       c3[l] = uint32_t(p0);
     }
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
+    k0 += kPhiloxW0;
+    k1 += kPhiloxW1;
   }
   for (int l = 0; l < kLanes; ++l) {
     bits[4 * l] = c0[l];
