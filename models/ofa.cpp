@@ -220,6 +220,8 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
         for (int64_t c = 0; c < w; ++c) ids.push_back(r * kImageBucketSize + c + 1);
     return unsqueeze(image_pos_ln->forward(embed_image_positions->forward(on(ids_tensor(ids), dev))), 0);
   };
+  // [B, n, d] + [1, n, d] positions when they go into the content too (OfaConfig::entangle_positions)
+  auto entangle = [&](const Tensor& x, const Tensor& pos) { return cfg.entangle_positions ? add(x, pos) : x; };
   auto text_positions = [&](int64_t T, const char* what) {
     MM_CHECK(T <= kMaxTextPositions, "OFA encoder: ", what, " of ", T, " tokens is longer than the position table (",
              kMaxTextPositions, " positions)");
@@ -230,9 +232,9 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     check_batch(B, in.images, "images");
     int64_t h = 0, w = 0;
     Tensor x = add(embed_image_grid(on(in.images, dev), h, w), type_row(type_embedding, kTypeImage));
-    xs.push_back(drop(patch_layernorm_embedding->forward(x)));
-    pads.push_back(present_to_padding(in.image_present, B, h * w, "image_present"));
     poss.push_back(image_positions(h, w, 1));
+    xs.push_back(drop(patch_layernorm_embedding->forward(entangle(x, poss.back()))));
+    pads.push_back(present_to_padding(in.image_present, B, h * w, "image_present"));
     blocks.push_back({S, h * w, true, w});
     S += h * w;
   }
@@ -251,9 +253,9 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     for (int64_t i = 0; i < N * P; ++i) frame_ids.push_back(i / P);
     Tensor x = add(reshape(f, {B, N * P, d}), frame_embedding->forward(on(ids_tensor(frame_ids), dev)));
     x = add(x, type_row(type_embedding, kTypeVideo));
-    xs.push_back(drop(patch_layernorm_embedding->forward(x)));
-    pads.push_back(present_to_padding(in.video_present, B, N * P, "video_present"));
     poss.push_back(image_positions(h, w, N));
+    xs.push_back(drop(patch_layernorm_embedding->forward(entangle(x, poss.back()))));
+    pads.push_back(present_to_padding(in.video_present, B, N * P, "video_present"));
     for (int64_t i = 0; i < N; ++i) blocks.push_back({S + i * P, P, true, w});
     S += N * P;
   }
@@ -262,8 +264,8 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     check_batch(B, in.audio, "audio");
     Tensor x = add(audio_embed->forward(on(in.audio, dev)), type_row(type_embedding, kTypeAudio));
     const int64_t T = x.size(1), F = in.audio.size(1);
-    xs.push_back(drop(audio_layernorm_embedding->forward(x)));
     poss.push_back(text_positions(T, "audio (after 4x subsampling)"));
+    xs.push_back(drop(audio_layernorm_embedding->forward(entangle(x, poss.back()))));
     // Token t covers frames 4t .. 4t+3: it is real when its first frame is.
     std::vector<int64_t> pad(size_t(B * T), 0);
     if (in.audio_mask.defined()) {
@@ -283,8 +285,8 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     const int64_t T = in.src_tokens.size(1);
     Tensor x = add(embedding(token_table(embed_tokens, value_embed), on(in.src_tokens, dev)),
                    type_row(type_embedding, kTypeText));
-    xs.push_back(drop(layernorm_embedding.forward(x)));
     poss.push_back(text_positions(T, "source text"));
+    xs.push_back(drop(layernorm_embedding.forward(entangle(x, poss.back()))));
     if (in.src_mask.defined()) {
       MM_CHECK(in.src_mask.shape() == in.src_tokens.shape(), "OFA encoder: src_mask ", in.src_mask.shape(),
                " must match src_tokens ", in.src_tokens.shape());
@@ -373,12 +375,13 @@ Tensor OfaDecoder::forward(const EncoderOut& enc, const Tensor& prev_tokens, Dec
   // [V, d]; when decoding step by step, built once per generation (DecoderCache)
   const Tensor table = cache && cache->token_table.defined() ? cache->token_table : token_table(embed_tokens, value_embed);
   if (cache) cache->token_table = table;
-  Tensor x = layernorm_embedding.forward(embedding(table, on(prev_tokens, dev)));
+  Tensor all_pos = unsqueeze(pos_ln.forward(embed_positions.forward(on(range_ids(0, Tk), dev))), 0);  // [1, Tk, d]
+  Tensor q_pos = p0 ? narrow(all_pos, 1, p0, Tt) : all_pos;
+  Tensor x = embedding(table, on(prev_tokens, dev));
+  x = layernorm_embedding.forward(cfg.entangle_positions ? add(x, q_pos) : x);
   if (training() && drop_) x = dropout(x, cfg.dropout, *drop_, true);
 
   const double scaling = 1.0 / std::sqrt(double(cfg.d_model / H) * cfg.attn_scale_factor);
-  Tensor all_pos = unsqueeze(pos_ln.forward(embed_positions.forward(on(range_ids(0, Tk), dev))), 0);  // [1, Tk, d]
-  Tensor q_pos = p0 ? narrow(all_pos, 1, p0, Tt) : all_pos;
   Tensor self_abs = abs_pos_bias(self_pos_q_linear, self_pos_k_linear, q_pos, all_pos, H, scaling);
   Tensor cross_abs = abs_pos_bias(cross_pos_q_linear, cross_pos_k_linear, q_pos, enc.pos_embed, H, scaling);
 

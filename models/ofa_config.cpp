@@ -98,6 +98,7 @@ std::string OfaConfig::to_json() const {
   j["resnet_drop_path_rate"] = resnet_drop_path_rate;
   j["attn_scale_factor"] = attn_scale_factor;
   j["normformer"] = normformer;
+  j["entangle_positions"] = entangle_positions;
   j["seed"] = seed;
   return j.dump();
 }
@@ -138,6 +139,7 @@ OfaConfig OfaConfig::from_json(const std::string& text) {
       else if (k == "attention_dropout") c.attention_dropout = v.get<double>();
       else if (k == "activation_dropout") c.activation_dropout = v.get<double>();
       else if (k == "drop_path_rate") c.drop_path_rate = v.get<double>();
+      else if (k == "entangle_positions") c.entangle_positions = v.get<bool>();
       else if (k == "resnet_drop_path_rate") c.resnet_drop_path_rate = v.get<double>();
       else if (k == "attn_scale_factor") c.attn_scale_factor = v.get<double>();
       else if (k == "normformer") c.normformer = v.get<bool>();

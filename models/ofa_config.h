@@ -50,6 +50,12 @@ struct OfaConfig {
   double dropout = 0.1, attention_dropout = 0.0, activation_dropout = 0.0;
   double drop_path_rate = 0.0, resnet_drop_path_rate = 0.0;  // rising linearly over depth
   double attn_scale_factor = 2.0;  // q *= (head_dim * factor)^-0.5
+  // Also add the (LN'd) learned positions to the token, patch and frame embeddings before
+  // their embedding LayerNorm, as OFASys does by default (entangle_position_embedding).
+  // OFA keeps positions out of the content and uses them only in the attention biases;
+  // then a patch's value carries no "where", which the from-scratch demo model could not
+  // learn to recover (which item moves and where, boxes). The biases stay either way.
+  bool entangle_positions = false;
   bool normformer = true;
   uint64_t seed = 1;  // initialisation; dropout draws from seed + 1
 

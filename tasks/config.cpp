@@ -191,6 +191,13 @@ Config parse_config(const std::string& yaml, const std::string& name) {
          {"drop_path", [&](const YAML::Node& x) { m.drop_path = r.number(x, "model.drop_path", 0, 1); }},
          {"image_size", [&](const YAML::Node& x) { m.image_size = int(r.integer(x, "model.image_size", 16, 4096)); }},
          {"image_adaptor", [&](const YAML::Node& x) { m.image_adaptor = r.choice(x, "model.image_adaptor", {"resnet", "patch"}); }},
+         {"resnet_blocks", [&](const YAML::Node& x) {
+            if (!x.IsSequence() || x.size() != 3) r.fail(x, "model.resnet_blocks: expected 3 stage block counts, e.g. [1, 1, 1]");
+            m.resnet_blocks.clear();
+            for (size_t i = 0; i < 3; ++i) m.resnet_blocks.push_back(r.integer(x[i], "model.resnet_blocks[" + std::to_string(i) + "]", 1, 64));
+          }},
+         {"entangle_positions", [&](const YAML::Node& x) { m.entangle_positions = r.scalar<bool>(x, "model.entangle_positions", "true or false"); }},
+         {"resnet_width", [&](const YAML::Node& x) { m.resnet_width = r.integer(x, "model.resnet_width", 1, 1024); }},
          {"max_source_positions", [&](const YAML::Node& x) { m.max_source_positions = int(r.integer(x, "model.max_source_positions", 1, 1 << 20)); }},
          {"max_target_positions", [&](const YAML::Node& x) { m.max_target_positions = int(r.integer(x, "model.max_target_positions", 1, 1 << 20)); }},
          {"text_tokenizer", [&](const YAML::Node& x) { m.text_tokenizer = r.scalar<std::string>(x, "model.text_tokenizer", "a path"); }},

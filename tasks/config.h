@@ -96,6 +96,9 @@ struct ModelConfig {
   double drop_path = 0.0;
   int image_size = 480;
   std::string image_adaptor = "resnet";
+  std::vector<int64_t> resnet_blocks;  // empty: the size's ResNet stages (OfaConfig presets)
+  int64_t resnet_width = 0;            // 0: the size's width
+  bool entangle_positions = false;     // positions in the content too (OFASys defaults to true; OfaConfig)
   int max_source_positions = 1024;
   int max_target_positions = 1024;
   std::string text_tokenizer = "";

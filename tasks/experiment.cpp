@@ -117,6 +117,9 @@ OfaConfig model_config(const Config& c, const Vocab& vocab) {
   m.attention_dropout = c.model.attention_dropout;
   m.drop_path_rate = c.model.drop_path;
   m.image_adaptor = c.model.image_adaptor;
+  if (!c.model.resnet_blocks.empty()) m.resnet_blocks = c.model.resnet_blocks;
+  if (c.model.resnet_width > 0) m.resnet_width = c.model.resnet_width;
+  m.entangle_positions = c.model.entangle_positions;
   m.seed = c.seed;
   m.validate();
   return m;

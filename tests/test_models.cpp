@@ -296,6 +296,28 @@ TEST_CASE("every modality: image (ResNet or patch adaptor), video, audio, text; 
   CHECK(max_abs_diff(before, m.forward(in)) > 1e-4);
 }
 
+TEST_CASE("entangle_positions: a patch's content says where it is") {
+  // A uniform image: every patch embeds to the same vector. OFA's positions reach only the
+  // attention biases, and attention over equal values returns that value whatever the
+  // weights, so every patch's output is the same. Entangled, the positions are in the content.
+  OfaConfig c = micro_ofa();
+  c.image_adaptor = "patch";
+  OfaInputs in;
+  in.images = Tensor::full({1, 3, 32, 32}, 0.3f);  // 2x2 patches of 16
+  auto spread = [&](bool entangle) {
+    c.entangle_positions = entangle;
+    OfaModel m(c);
+    m.eval();
+    autograd::NoGradGuard ng;
+    Tensor x = m.encode(in).x;  // [1, 4, d]
+    return max_abs_diff(narrow(x, 1, 0, 1), narrow(x, 1, 3, 1));
+  };
+  CHECK(spread(false) < 1e-5);
+  CHECK(spread(true) > 1e-2);
+  c.entangle_positions = true;
+  CHECK(OfaConfig::from_json(c.to_json()).entangle_positions);
+}
+
 // ---- incremental decoding -----------------------------------------------------------------
 
 TEST_CASE("OFA incremental decoding with the KV cache equals full recomputation; reorder follows beams") {

@@ -213,6 +213,14 @@ TEST_CASE("config: defaults, tasks, instructions, and errors with key and line")
   CHECK(c.tasks[1].label_smoothing == 0.0);
   CHECK(c.tasks[1].on_bad_row == OnBadRow::skip);
   CHECK(c.tasks[1].metrics == std::vector<std::string>{"accuracy"});
+  CHECK(c.model.resnet_blocks.empty());        // default: the size's stages
+  CHECK(!c.model.entangle_positions);
+
+  Config m = parse_config("model: {resnet_blocks: [1, 2, 3], resnet_width: 16, entangle_positions: true}\n"
+                          "tasks:\n  - {name: t, instruction: \"[TEXT:a] -> [TEXT:b]\"}\n", "m.yaml");
+  CHECK(m.model.resnet_blocks == std::vector<int64_t>{1, 2, 3});
+  CHECK(m.model.resnet_width == 16);
+  CHECK(m.model.entangle_positions);
 
   auto err = [](const std::string& y) {
     try {
@@ -232,6 +240,8 @@ TEST_CASE("config: defaults, tasks, instructions, and errors with key and line")
   CHECK(err("scheduler: {name: round_robin}\n" + tasks).find("scheduler.name: unknown value 'round_robin'") != std::string::npos);
   CHECK(err("model: {arch: gato, size: tiny}\n" + tasks).find("model.size (for gato): unknown value 'tiny'") != std::string::npos);
   CHECK(err("seed: 1\n").find("missing key 'tasks'") != std::string::npos);
+  CHECK(err("model: {resnet_blocks: [3, 4]}\n" + tasks).find("model.resnet_blocks: expected 3 stage block counts") !=
+        std::string::npos);
   CHECK(err("tasks:\n  - name: t\n").find("bad.yaml:2:5: tasks[0] (t): missing key 'instruction'") == 0);
   CHECK(err(tasks + "  - {name: t, instruction: \"-> [TEXT:x]\"}\n").find("task name 't' is already used") != std::string::npos);
   CHECK(err("tasks:\n  - {name: t, metrics: [blue], instruction: \"[TEXT:a] -> [TEXT:b]\"}\n")
