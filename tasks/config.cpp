@@ -190,6 +190,7 @@ Config parse_config(const std::string& yaml, const std::string& name) {
          {"attention_dropout", [&](const YAML::Node& x) { m.attention_dropout = r.number(x, "model.attention_dropout", 0, 1); }},
          {"drop_path", [&](const YAML::Node& x) { m.drop_path = r.number(x, "model.drop_path", 0, 1); }},
          {"image_size", [&](const YAML::Node& x) { m.image_size = int(r.integer(x, "model.image_size", 16, 4096)); }},
+         {"video_frames", [&](const YAML::Node& x) { m.video_frames = int(r.integer(x, "model.video_frames", 1, 256)); }},
          {"image_adaptor", [&](const YAML::Node& x) { m.image_adaptor = r.choice(x, "model.image_adaptor", {"resnet", "patch"}); }},
          {"resnet_blocks", [&](const YAML::Node& x) {
             if (!x.IsSequence() || x.size() != 3) r.fail(x, "model.resnet_blocks: expected 3 stage block counts, e.g. [1, 1, 1]");

@@ -95,6 +95,7 @@ struct ModelConfig {
   double attention_dropout = 0.0;
   double drop_path = 0.0;
   int image_size = 480;
+  int video_frames = 8;                // VIDEO: frames sampled evenly from each clip
   std::string image_adaptor = "resnet";
   std::vector<int64_t> resnet_blocks;  // empty: the size's ResNet stages (OfaConfig presets)
   int64_t resnet_width = 0;            // 0: the size's width

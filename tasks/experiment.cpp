@@ -106,6 +106,15 @@ bool uses_continuous_embed(const Config& c) {
   return false;
 }
 
+// What every task's SampleBuilder is given from the config.
+SampleOptions sample_options(const Config& c) {
+  SampleOptions so;
+  so.image_size = c.model.image_size;
+  so.video_frames = c.model.video_frames;
+  so.seed = c.seed;
+  return so;
+}
+
 OfaConfig model_config(const Config& c, const Vocab& vocab) {
   OfaConfig m = OfaConfig::preset(c.model.size);
   m.vocab_size = vocab.size();
@@ -120,6 +129,7 @@ OfaConfig model_config(const Config& c, const Vocab& vocab) {
   if (!c.model.resnet_blocks.empty()) m.resnet_blocks = c.model.resnet_blocks;
   if (c.model.resnet_width > 0) m.resnet_width = c.model.resnet_width;
   m.entangle_positions = c.model.entangle_positions;
+  m.max_frames = std::max<int64_t>(m.max_frames, c.model.video_frames);  // the frame-position table
   m.seed = c.seed;
   m.validate();
   return m;
@@ -181,10 +191,8 @@ void Experiment::build(bool open_data, bool train_tokenizer, const nlohmann::jso
     model = std::make_unique<OfaModel>(model_config(config, vocab));
   }
   for (TaskData& t : tasks) {
-    SampleOptions so;
-    so.image_size = config.model.image_size;
-    so.seed = config.seed;
-    t.builder = std::make_unique<SampleBuilder>(t.cfg.plan, vocab, tokenizer.loaded() ? &tokenizer : nullptr, so);
+    t.builder = std::make_unique<SampleBuilder>(t.cfg.plan, vocab, tokenizer.loaded() ? &tokenizer : nullptr,
+                                                sample_options(config));
     const Template& tpl = t.cfg.plan.templates[0];
     if (tpl.target < 0 || !tpl.output.slots[size_t(tpl.target)].attrs.closed_set) continue;
     if (saved_answers.contains(t.cfg.name)) {
@@ -283,11 +291,8 @@ OfaInputs Experiment::inputs(const SampleBatch& b) const {
 
 std::unique_ptr<SampleBuilder> Experiment::builder_for(const std::string& instruction,
                                                        const std::vector<std::string>& answers) const {
-  SampleOptions so;
-  so.image_size = config.model.image_size;
-  so.seed = config.seed;
   auto b = std::make_unique<SampleBuilder>(parse_instruction(instruction), vocab,
-                                           tokenizer.loaded() ? &tokenizer : nullptr, so);
+                                           tokenizer.loaded() ? &tokenizer : nullptr, sample_options(config));
   if (!answers.empty()) b->set_answers(answers);
   return b;
 }

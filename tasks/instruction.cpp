@@ -28,7 +28,7 @@ const TypeInfo& type_info(SlotType t) {
       /*IMAGE*/ {{"image_resize", "image_patch"}, {"image_resnet", "image_patch"}, false},
       /*BOX*/ {{"box_bins"}, {"text_embed"}, true},
       /*AUDIO*/ {{"audio_fbank"}, {"audio_conv"}, false},
-      /*VIDEO*/ {{"video_frames"}, {"video_frames"}, false},
+      /*VIDEO*/ {{"video_frames", "video_residual"}, {"video_frames"}, false},
       /*PHONE*/ {{"phone"}, {"phone_embed"}, true},
       /*STRUCT*/ {{"struct_table"}, {"text_embed"}, true},
       /*CATEGORY*/ {{"category"}, {"text_embed"}, true},

@@ -225,6 +225,7 @@ Sample SampleBuilder::build(const Row& row, const std::vector<std::string>& colu
           const Image& f = clip.frames[std::min(size_t(k), clip.frames.size() - 1)];
           to_chw_normalized(resize(f, in.size, in.size, opt_.resize), in.frames.data() + per * size_t(k));
         }
+        if (slot.preprocessor == "video_residual") frames_to_residuals(in.frames.data(), in.n, per);
         s.videos.push_back(std::move(in));
       });
     } else if (slot.type == SlotType::MOTION) {

@@ -14,6 +14,14 @@ extern "C" {
 
 namespace mm {
 
+void frames_to_residuals(float* frames, int n, size_t per) {
+  for (int k = n - 1; k >= 1; --k) {  // backwards: each difference reads an unchanged frame
+    float* cur = frames + per * size_t(k);
+    const float* prev = cur - per;
+    for (size_t j = 0; j < per; ++j) cur[j] -= prev[j];
+  }
+}
+
 std::vector<int64_t> sample_frame_indices(int64_t total, int n) {
   MM_CHECK(total > 0 && n > 0, "sample_frame_indices: need total > 0 and n > 0, got ", total, ", ", n);
   std::vector<int64_t> idx(n);

@@ -33,4 +33,12 @@ VideoClip load_video(const std::string& path, int n_frames);
 // Same from bytes in memory; `source` names them in errors.
 VideoClip decode_video(const uint8_t* bytes, size_t n, const std::string& source, int n_frames);
 
+// The `video_residual` preprocessor (`[VIDEO:clip,preprocess=video_residual]`): frame 0 stays,
+// every later frame becomes its difference from the one before, in place: the keyframe plus
+// residuals of compressed-video models (CoViAR, Wu et al. 2018). A moving item then shows up
+// as a leading and a trailing edge in every patch it crosses, whatever its position, which the
+// from-scratch demo model learns from where it did not learn to compare positions across
+// plain frames (docs/canvas_learning.md). frames: [n, per] floats, per = 3 * H * W.
+void frames_to_residuals(float* frames, int n, size_t per);
+
 }  // namespace mm

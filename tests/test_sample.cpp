@@ -250,6 +250,23 @@ TEST_CASE("sample: speech and video from real media files; collate pads audio") 
   CHECK(bv.video.shape() == Shape{1, 4, 3, 16, 16});
   CHECK(bv.allowed.defined());
 
+  // preprocess=video_residual: frame 0 as it is, then each frame minus the one before.
+  SampleBuilder sr(parse_instruction("[VIDEO:video,preprocess=video_residual] what is in the video? -> "
+                                     "[TEXT:label,closed_set]"),
+                   ts.vocab, &ts.tok, {.image_size = 16, .video_frames = 4});
+  sr.set_answers({"one", "two"});
+  Sample r = sr.build(make_row({fx.path("video.mp4"), "two"}), {"video", "label"}, "v.tsv");
+  REQUIRE(r.videos.size() == 1);
+  const std::vector<float>& fr = r.videos[0].frames;
+  const std::vector<float>& fv = v.videos[0].frames;
+  REQUIRE(fr.size() == fv.size());
+  const size_t per = 3 * 16 * 16;
+  for (size_t j = 0; j < fv.size(); ++j) {
+    const float want = j < per ? fv[j] : fv[j] - fv[j - per];
+    if (fr[j] != want) FAIL_CHECK("residual ", j, ": ", fr[j], " != ", want);
+  }
+  CHECK(fr[per + 8 * 16 + 8] > 0.0f);  // the greys brighten frame to frame
+
   // An undecodable audio file: the error names file, line and field.
   std::string e = error_of([&] {
     sa.build(make_row({fx.path("testsrc.png"), "x"}, 7), {"wav", "text"}, "speech.tsv");

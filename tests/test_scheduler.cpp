@@ -216,11 +216,13 @@ TEST_CASE("config: defaults, tasks, instructions, and errors with key and line")
   CHECK(c.model.resnet_blocks.empty());        // default: the size's stages
   CHECK(!c.model.entangle_positions);
 
-  Config m = parse_config("model: {resnet_blocks: [1, 2, 3], resnet_width: 16, entangle_positions: true}\n"
+  CHECK(c.model.video_frames == 8);
+  Config m = parse_config("model: {resnet_blocks: [1, 2, 3], resnet_width: 16, entangle_positions: true, video_frames: 4}\n"
                           "tasks:\n  - {name: t, instruction: \"[TEXT:a] -> [TEXT:b]\"}\n", "m.yaml");
   CHECK(m.model.resnet_blocks == std::vector<int64_t>{1, 2, 3});
   CHECK(m.model.resnet_width == 16);
   CHECK(m.model.entangle_positions);
+  CHECK(m.model.video_frames == 4);
 
   auto err = [](const std::string& y) {
     try {
