@@ -31,6 +31,10 @@
 // | model.image_size               | 480          | square input side for IMAGE (OFA)             |
 // | model.image_adaptor            | resnet       | resnet (stem + stages 1-3) or patch (Gato-    |
 // |                                |              | style 16x16 patch embedder, for small images) |
+// | model.resnet_blocks            | (the size's) | resnet: blocks of stages 1-3, e.g. [1, 1, 1]  |
+// | model.resnet_width             | (the size's) | resnet: stage-1 width (64 in OFA)             |
+// | model.entangle_positions       | false        | positions added to the content too (OFASys)   |
+// | model.video_frames             | 8            | VIDEO: frames sampled evenly per clip         |
 // | model.max_source_positions     | 1024         | encoder length limit                          |
 // | model.max_target_positions     | 1024         | decoder length limit                          |
 // | model.text_tokenizer           | ""           | SentencePiece model path ("" = train one)     |
