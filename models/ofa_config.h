@@ -52,9 +52,9 @@ struct OfaConfig {
   double attn_scale_factor = 2.0;  // q *= (head_dim * factor)^-0.5
   // Also add the (LN'd) learned positions to the token, patch and frame embeddings before
   // their embedding LayerNorm, as OFASys does by default (entangle_position_embedding).
-  // OFA keeps positions out of the content and uses them only in the attention biases;
-  // then a patch's value carries no "where", which the from-scratch demo model could not
-  // learn to recover (which item moves and where, boxes). The biases stay either way.
+  // OFA keeps positions out of the content and uses them only in the attention biases, so
+  // a patch's value carries no "where". The biases stay either way. (Tried on the demo's
+  // video task: no gain there; docs/canvas_learning.md.)
   bool entangle_positions = false;
   bool normformer = true;
   uint64_t seed = 1;  // initialisation; dropout draws from seed + 1
