@@ -61,6 +61,12 @@ Tensor rel_bias(const Tensor& table, const Tensor& idx) {
   return unsqueeze(permute(embedding(table, idx), {2, 0, 1}), 0);
 }
 
+// x [B, n, d] plus its positions [1, n, d] when they also go into the content
+// (OfaConfig::entangle_positions); x as it is otherwise. Encoder and decoder alike.
+Tensor entangled(const OfaConfig& c, const Tensor& x, const Tensor& pos) {
+  return c.entangle_positions ? add(x, pos) : x;
+}
+
 Tensor type_row(const Embedding& types, int64_t t) {  // [1, d]
   return types.forward(to(ids_tensor({t}), types.weight.device()));
 }
@@ -220,8 +226,6 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
         for (int64_t c = 0; c < w; ++c) ids.push_back(r * kImageBucketSize + c + 1);
     return unsqueeze(image_pos_ln->forward(embed_image_positions->forward(on(ids_tensor(ids), dev))), 0);
   };
-  // [B, n, d] + [1, n, d] positions when they go into the content too (OfaConfig::entangle_positions)
-  auto entangle = [&](const Tensor& x, const Tensor& pos) { return cfg.entangle_positions ? add(x, pos) : x; };
   auto text_positions = [&](int64_t T, const char* what) {
     MM_CHECK(T <= kMaxTextPositions, "OFA encoder: ", what, " of ", T, " tokens is longer than the position table (",
              kMaxTextPositions, " positions)");
@@ -233,7 +237,7 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     int64_t h = 0, w = 0;
     Tensor x = add(embed_image_grid(on(in.images, dev), h, w), type_row(type_embedding, kTypeImage));
     poss.push_back(image_positions(h, w, 1));
-    xs.push_back(drop(patch_layernorm_embedding->forward(entangle(x, poss.back()))));
+    xs.push_back(drop(patch_layernorm_embedding->forward(entangled(cfg, x, poss.back()))));
     pads.push_back(present_to_padding(in.image_present, B, h * w, "image_present"));
     blocks.push_back({S, h * w, true, w});
     S += h * w;
@@ -254,7 +258,7 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     Tensor x = add(reshape(f, {B, N * P, d}), frame_embedding->forward(on(ids_tensor(frame_ids), dev)));
     x = add(x, type_row(type_embedding, kTypeVideo));
     poss.push_back(image_positions(h, w, N));
-    xs.push_back(drop(patch_layernorm_embedding->forward(entangle(x, poss.back()))));
+    xs.push_back(drop(patch_layernorm_embedding->forward(entangled(cfg, x, poss.back()))));
     pads.push_back(present_to_padding(in.video_present, B, N * P, "video_present"));
     for (int64_t i = 0; i < N; ++i) blocks.push_back({S + i * P, P, true, w});
     S += N * P;
@@ -265,7 +269,7 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     Tensor x = add(audio_embed->forward(on(in.audio, dev)), type_row(type_embedding, kTypeAudio));
     const int64_t T = x.size(1), F = in.audio.size(1);
     poss.push_back(text_positions(T, "audio (after 4x subsampling)"));
-    xs.push_back(drop(audio_layernorm_embedding->forward(entangle(x, poss.back()))));
+    xs.push_back(drop(audio_layernorm_embedding->forward(entangled(cfg, x, poss.back()))));
     // Token t covers frames 4t .. 4t+3: it is real when its first frame is.
     std::vector<int64_t> pad(size_t(B * T), 0);
     if (in.audio_mask.defined()) {
@@ -286,7 +290,7 @@ EncoderOut OfaEncoder::forward(const OfaInputs& in) {
     Tensor x = add(embedding(token_table(embed_tokens, value_embed), on(in.src_tokens, dev)),
                    type_row(type_embedding, kTypeText));
     poss.push_back(text_positions(T, "source text"));
-    xs.push_back(drop(layernorm_embedding.forward(entangle(x, poss.back()))));
+    xs.push_back(drop(layernorm_embedding.forward(entangled(cfg, x, poss.back()))));
     if (in.src_mask.defined()) {
       MM_CHECK(in.src_mask.shape() == in.src_tokens.shape(), "OFA encoder: src_mask ", in.src_mask.shape(),
                " must match src_tokens ", in.src_tokens.shape());
@@ -377,8 +381,7 @@ Tensor OfaDecoder::forward(const EncoderOut& enc, const Tensor& prev_tokens, Dec
   if (cache) cache->token_table = table;
   Tensor all_pos = unsqueeze(pos_ln.forward(embed_positions.forward(on(range_ids(0, Tk), dev))), 0);  // [1, Tk, d]
   Tensor q_pos = p0 ? narrow(all_pos, 1, p0, Tt) : all_pos;
-  Tensor x = embedding(table, on(prev_tokens, dev));
-  x = layernorm_embedding.forward(cfg.entangle_positions ? add(x, q_pos) : x);
+  Tensor x = layernorm_embedding.forward(entangled(cfg, embedding(table, on(prev_tokens, dev)), q_pos));
   if (training() && drop_) x = dropout(x, cfg.dropout, *drop_, true);
 
   const double scaling = 1.0 / std::sqrt(double(cfg.d_model / H) * cfg.attn_scale_factor);
